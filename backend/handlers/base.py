@@ -1,0 +1,85 @@
+"""BaseHandler: JSON errors, the services, and who is asking."""
+
+from __future__ import annotations
+
+import json
+import logging
+from types import TracebackType
+from typing import Any
+
+import tornado.web
+
+from backend.auth import SESSION_COOKIE, user_from_authorization, user_from_cookie
+from backend.services import Services
+from models.entities import User
+
+log = logging.getLogger("pulse.http")
+
+
+class ApiError(tornado.web.HTTPError):
+    """An HTTP error whose message is shown to the client as ``{"error": message}``."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(status)
+        self.message = message
+        self.headers = headers or {}
+
+
+class BaseHandler(tornado.web.RequestHandler):
+    """Every Pulse API handler: errors are always ``{"error": …}`` JSON."""
+
+    services: Services
+
+    def initialize(self, services: Services) -> None:
+        """Receive the services from the composition root."""
+        self.services = services
+
+    def get_current_user(self) -> User | None:
+        """The user of a bearer token or of the panel's session cookie."""
+        user = user_from_authorization(self.request.headers.get("Authorization"))
+        if user is None:
+            user = user_from_cookie(self.services.settings.secret,
+                                    self.get_cookie(SESSION_COOKIE))
+        return user
+
+    def write_json(self, status: int, payload: dict[str, Any]) -> None:
+        """Answer ``payload`` as JSON with ``status``."""
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.finish(json.dumps(payload, separators=(",", ":")))
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        """Every error as JSON: the ApiError's message, else the HTTP reason."""
+        message = self._reason
+        exc_info = kwargs.get("exc_info")
+        if exc_info and isinstance(exc_info[1], ApiError):
+            message = exc_info[1].message
+            for name, value in exc_info[1].headers.items():
+                self.set_header(name, value)
+        elif status_code >= 500:
+            message = "internal error"
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.finish(json.dumps({"error": message}, separators=(",", ":")))
+
+    def log_exception(
+        self,
+        typ: type[BaseException] | None,
+        value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Log errors without the client's IP address (Tornado's default names it)."""
+        if isinstance(value, tornado.web.HTTPError):
+            message = value.message if isinstance(value, ApiError) else value.log_message
+            log.info("%d %s %s: %s", value.status_code, self.request.method, self.request.path,
+                     message)
+        else:
+            log.error("uncaught exception in %s %s", self.request.method, self.request.path,
+                      exc_info=(typ, value, tb))  # type: ignore[arg-type]
+
+
+class JSONErrorHandler(BaseHandler):
+    """404 for API paths nobody serves, in JSON."""
+
+    def prepare(self) -> None:
+        """Refuse every method."""
+        raise ApiError(404, "not found")

@@ -1,0 +1,173 @@
+"""Server-side enrichment: browser, OS and device from the User-Agent, bots, country, source,
+and the anonymous daily visitor id. The IP address and the User-Agent are used here and dropped."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from functools import lru_cache
+from urllib.parse import parse_qs, urlsplit
+
+import iptocc
+import ua_parser
+from crawlerdetect import CrawlerDetect
+from publicsuffixlist import PublicSuffixList
+
+from backend.ingest.validation import TrackPayload
+from models.records import NewEvent
+
+_crawlers = CrawlerDetect()
+_suffixes = PublicSuffixList()
+
+# Registrable domain (or host) of a referrer → the source name shown in the panel.
+KNOWN_SOURCES = {
+    "google": "google", "bing.com": "bing", "duckduckgo.com": "duckduckgo",
+    "yahoo.com": "yahoo", "yandex": "yandex", "baidu.com": "baidu", "ecosia.org": "ecosia",
+    "brave.com": "brave", "qwant.com": "qwant", "startpage.com": "startpage",
+    "twitter.com": "twitter", "t.co": "twitter", "x.com": "twitter",
+    "facebook.com": "facebook", "fb.me": "facebook", "instagram.com": "instagram",
+    "linkedin.com": "linkedin", "lnkd.in": "linkedin", "reddit.com": "reddit",
+    "news.ycombinator.com": "hacker news", "github.com": "github", "youtube.com": "youtube",
+    "pinterest.com": "pinterest", "tiktok.com": "tiktok", "mastodon.social": "mastodon",
+    "bsky.app": "bluesky", "threads.net": "threads", "medium.com": "medium",
+    "wikipedia.org": "wikipedia", "chatgpt.com": "chatgpt", "perplexity.ai": "perplexity",
+}
+
+
+@lru_cache(maxsize=8192)
+def is_bot(user_agent: str) -> bool:
+    """Whether the User-Agent belongs to a crawler, a headless tool or nothing at all."""
+    if not user_agent.strip():
+        return True
+    lowered = user_agent.lower()
+    if "headlesschrome" in lowered or "phantomjs" in lowered:
+        return True
+    return bool(_crawlers.isCrawler(user_agent))
+
+
+@lru_cache(maxsize=8192)
+def describe_agent(user_agent: str) -> tuple[str, str, str]:
+    """(browser, os, device) from a User-Agent; device is desktop, mobile or tablet."""
+    result = ua_parser.parse(user_agent)
+    browser = result.user_agent.family if result.user_agent else "Other"
+    os_name = result.os.family if result.os else "Other"
+    lowered = user_agent.lower()
+    device_family = (result.device.family if result.device else "").lower()
+    if "ipad" in lowered or "tablet" in lowered or "ipad" in device_family or (
+        "android" in lowered and "mobile" not in lowered
+    ):
+        device = "tablet"
+    elif "mobi" in lowered or "iphone" in lowered or "phone" in device_family:
+        device = "mobile"
+    else:
+        device = "desktop"
+    return browser, os_name, device
+
+
+def device_from_width(width: int) -> str:
+    """Device type from the screen width, the way Plausible buckets it."""
+    if width < 576:
+        return "mobile"
+    if width < 992:
+        return "tablet"
+    return "desktop"
+
+
+def country_of(ip: str) -> str:
+    """ISO country code of an IP address, or '' (loopback, private, unknown)."""
+    try:
+        return iptocc.country_code(ip) or ""
+    except (ValueError, TypeError):
+        return ""
+
+
+@lru_cache(maxsize=4096)
+def source_of(referrer: str, own_host: str = "") -> str:
+    """The traffic source of a referrer URL: a known name, the referring domain, or 'direct'."""
+    if not referrer:
+        return "direct"
+    try:
+        host = (urlsplit(referrer).hostname or "").lower()
+    except ValueError:
+        return "direct"
+    if not host:
+        return "direct"
+    host = host.removeprefix("www.").removeprefix("m.")
+    if own_host and (host == own_host.removeprefix("www.") or host.endswith("." + own_host)):
+        return "direct"
+    if host in KNOWN_SOURCES:
+        return KNOWN_SOURCES[host]
+    domain = _suffixes.privatesuffix(host) or host
+    if domain in KNOWN_SOURCES:
+        return KNOWN_SOURCES[domain]
+    label = domain.split(".", 1)[0]
+    if label in KNOWN_SOURCES:  # google.de, yandex.ru …
+        return KNOWN_SOURCES[label]
+    return domain
+
+
+def campaign_source(query: str) -> str:
+    """``utm_source`` (or ``ref``/``source``) from a page's query string, lower-cased."""
+    if not query:
+        return ""
+    params = parse_qs(query, max_num_fields=50)
+    for key in ("utm_source", "ref", "source"):
+        if params.get(key):
+            return params[key][0].strip().lower()[:100]
+    return ""
+
+
+class VisitorHasher:
+    """Anonymous visitor ids: hash(daily random salt + website + IP + User-Agent)."""
+
+    def __init__(self, salt_for_day: Callable[[str], str]) -> None:
+        self._salt_for_day = salt_for_day
+        self._day = ""
+        self._salt = b""
+
+    def visitor_id(self, website_id: str, ip: str, user_agent: str) -> str:
+        """A stable id for today that cannot be turned back into the IP."""
+        day = time.strftime("%Y-%m-%d", time.gmtime())
+        if day != self._day:
+            self._salt = self._salt_for_day(day).encode()
+            self._day = day
+        digest = hashlib.blake2b(
+            b"\x00".join((website_id.encode(), ip.encode(), user_agent.encode())),
+            key=self._salt[:64], digest_size=10,
+        )
+        return "h-" + digest.hexdigest()
+
+
+class Enricher:
+    """Turns a validated payload plus request facts into a ``NewEvent``."""
+
+    def __init__(self, hasher: VisitorHasher) -> None:
+        self.hasher = hasher
+
+    def enrich(self, payload: TrackPayload, ip: str, user_agent: str, ts: int) -> NewEvent:
+        """The event to store; the IP and User-Agent do not leave this method."""
+        browser, os_name, device = describe_agent(user_agent[:512])
+        if payload.screen_width and device == "desktop":
+            device = device_from_width(payload.screen_width)
+        visitor_id = payload.visitor_id or self.hasher.visitor_id(
+            payload.website_id, ip, user_agent)
+        source = campaign_source(payload.query) or source_of(payload.referrer, payload.hostname)
+        return NewEvent(
+            website_id=payload.website_id,
+            ts=ts,
+            event_type=payload.event_type,
+            pathname=payload.pathname,
+            visitor_id=visitor_id,
+            session_id=payload.session_id or visitor_id,
+            referrer=payload.referrer,
+            source=source,
+            hostname=payload.hostname,
+            title=payload.title,
+            screen_width=payload.screen_width,
+            device=device,
+            browser=browser,
+            os=os_name,
+            country=country_of(ip),
+            props=payload.props,
+        )

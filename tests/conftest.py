@@ -1,0 +1,77 @@
+"""Shared fixtures: settings on tmp_path, a fresh database, the services and the Tornado app."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from app import build_services, make_app
+from backend.auth import create_user
+from backend.services import Services
+from backend.settings import Settings
+from models.db import database
+from models.entities import ApiToken, User, Website
+from models.websites import create_website
+
+BROWSER_UA = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
+              "(KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36")
+
+
+@pytest.fixture
+def settings(tmp_path: Any) -> Settings:
+    """Settings for one test: its own data dir, no rate limits, short heartbeats."""
+    return Settings(data_dir=tmp_path, secret="test-secret-" + "x" * 20, rate_per_ip=0,
+                    rate_per_website=0, sse_heartbeat=30.0, batch_delay_ms=1.0)
+
+
+@pytest.fixture
+def services(settings: Settings) -> Iterator[Services]:
+    """The services of one server, on a fresh database."""
+    built = build_services(settings)
+    yield built
+    built.hub.clear()
+    if not database.obj.is_closed():
+        database.obj.close()
+
+
+@pytest.fixture
+def app(services: Services) -> Any:
+    """The Tornado application (pytest-tornado serves it on a free port)."""
+    return make_app(services)
+
+
+@pytest.fixture
+def admin(services: Services) -> User:
+    """An admin user."""
+    return create_user("admin@example.com", "correct horse battery", is_admin=True)
+
+
+@pytest.fixture
+def website(admin: User) -> Website:
+    """A website the admin owns."""
+    return create_website("example.com", name="Example", origins=["http://localhost:3000"])
+
+
+@pytest.fixture
+def token(admin: User) -> str:
+    """An API token of the admin."""
+    return ApiToken.issue(admin, "tests")[1]
+
+
+def event_body(website_id: str, **fields: Any) -> bytes:
+    """A tracking body for ``website_id``."""
+    body = {"website_id": website_id, "event_type": "pageview", "pathname": "/",
+            "visitor_id": "v1", "session_id": "s1"}
+    body.update(fields)
+    return json.dumps(body).encode()
+
+
+async def post_event(http_client: Any, base_url: str, body: bytes, **headers: str) -> Any:
+    """POST a tracking body as a browser would; returns the response (errors included)."""
+    sent = {"Content-Type": "application/json", "User-Agent": BROWSER_UA}
+    sent.update({k.replace("_", "-"): v for k, v in headers.items()})
+    return await http_client.fetch(base_url + "/web/analytics/track", method="POST", body=body,
+                                   headers=sent, raise_error=False)

@@ -1,0 +1,207 @@
+"""GET /admin/analytics/live: auth, the connected frame, live events, stats, replay."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+import tornado.httpserver
+import tornado.testing
+
+from app import build_services, make_app
+from backend.auth import create_user
+from models.entities import ApiToken
+from models.websites import create_website
+from tests.conftest import event_body, post_event
+from tests.sse_client import SSEReader
+
+
+def live_url(base_url: str, website_id: str) -> str:
+    return f"{base_url}/admin/analytics/live?website_id={website_id}"
+
+
+def bearer(token: str, **extra: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}", **extra}
+
+
+@pytest.mark.gen_test
+async def test_an_event_reaches_a_subscriber_with_its_id(http_client: Any, base_url: str,
+                                                         website: Any, token: str) -> None:
+    await post_event(http_client, base_url, event_body(website.id, pathname="/before"))
+    reader = SSEReader(live_url(base_url, website.id), bearer(token)).start()
+    try:
+        await reader.wait_for(lambda r: r.of_type("connected"))
+        assert reader.status == 200
+        assert reader.frames[0].retry == 3000
+        connected = reader.of_type("connected")[0].data["data"]
+        assert connected["currentVisitors"] == 1
+        assert connected["uniqueVisitors"] == 1
+        assert connected["activePages"] == [{"pathname": "/before", "visitors": 1}]
+        assert [e["pathname"] for e in connected["recentEvents"]] == ["/before"]
+
+        response = await post_event(http_client, base_url,
+                                    event_body(website.id, pathname="/products", visitor_id="v2",
+                                               session_id="s2"))
+        event_id = json.loads(response.body)["id"]
+        await reader.wait_for(lambda r: r.of_type("new_event"))
+        frame = reader.of_type("new_event")[0]
+        assert frame.id == event_id
+        assert frame.data["data"]["id"] == event_id
+        assert frame.data["data"]["pathname"] == "/products"
+        assert frame.data["data"]["event_type"] == "pageview"
+    finally:
+        reader.close()
+
+
+@pytest.mark.gen_test
+async def test_stats_frame_follows_a_change(http_client: Any, base_url: str, website: Any,
+                                            token: str, services: Any) -> None:
+    reader = SSEReader(live_url(base_url, website.id), bearer(token)).start()
+    try:
+        await reader.wait_for(lambda r: r.of_type("connected"))
+        await post_event(http_client, base_url, event_body(website.id, pathname="/a"))
+        await reader.wait_for(lambda r: r.of_type("new_event"))
+        services.hub.tick()
+        await reader.wait_for(lambda r: r.of_type("stats"))
+        stats = reader.of_type("stats")[-1].data["data"]
+        assert stats["currentVisitors"] == 1
+        assert stats["activePages"] == [{"pathname": "/a", "visitors": 1}]
+        # The visitor leaves the window: a stats frame says so without any new event.
+        services.hub.tick(now=stats["recentEvents"][0]["id"] and 10**15)
+        await reader.wait_for(lambda r: r.of_type("stats")[-1].data["data"]["currentVisitors"]
+                              == 0)
+    finally:
+        reader.close()
+
+
+@pytest.mark.gen_test
+async def test_heartbeat_comments(http_client: Any, base_url: str, website: Any, token: str,
+                                  services: Any) -> None:
+    services.streams.heartbeat = 0.0
+    reader = SSEReader(live_url(base_url, website.id), bearer(token)).start()
+    try:
+        await reader.wait_for(lambda r: r.of_type("connected"))
+        services.streams.beat()
+        await reader.wait_for(lambda r: any("heartbeat" in f.comments for f in r.frames))
+    finally:
+        reader.close()
+
+
+@pytest.mark.gen_test
+async def test_access_control(http_client: Any, base_url: str, website: Any,
+                              token: str) -> None:
+    async def status(headers: dict[str, str], website_id: str = website.id) -> tuple[int, str]:
+        response = await http_client.fetch(live_url(base_url, website_id), headers=headers,
+                                           raise_error=False)
+        return response.code, json.loads(response.body)["error"]
+
+    assert (await status({}))[0] == 401
+    assert (await status(bearer("pulse_not-a-real-token")))[0] == 401
+    assert (await status({"Authorization": "Basic abc"}))[0] == 401
+    stranger = create_user("stranger@example.com", "another password")
+    _, stranger_token = ApiToken.issue(stranger)
+    code, error = await status(bearer(stranger_token))
+    assert code == 403 and "not a member" in error
+    assert (await status(bearer(token), "no-such-website"))[0] == 404
+    assert (await status(bearer(token), ""))[0] == 400
+    record, revoked = ApiToken.issue(stranger)
+    record.revoke()
+    assert (await status(bearer(revoked)))[0] == 401
+    code, error = await status(bearer(token, **{"Last-Event-ID": "abc"}))
+    assert code == 400 and "Last-Event-ID" in error
+
+
+async def post_many(http_client: Any, base_url: str, website_id: str, n: int) -> list[int]:
+    ids = []
+    for i in range(n):
+        response = await post_event(http_client, base_url,
+                                    event_body(website_id, pathname=f"/page/{i + 1}"))
+        ids.append(json.loads(response.body)["id"])
+    return ids
+
+
+async def replayed_ids(url: str, token: str, last_id: int, expected: int) -> list[int]:
+    reader = SSEReader(url, bearer(token, **{"Last-Event-ID": str(last_id)})).start()
+    try:
+        await reader.wait_for(lambda r: len(r.of_type("new_event")) >= expected)
+        await asyncio.sleep(0.2)  # anything duplicated would arrive now
+        return [f.id for f in reader.of_type("new_event")]
+    finally:
+        reader.close()
+
+
+@pytest.mark.gen_test
+async def test_last_event_id_replays_the_rest_exactly_once(http_client: Any, base_url: str,
+                                                           website: Any, token: str) -> None:
+    ids = await post_many(http_client, base_url, website.id, 20)
+    got = await replayed_ids(live_url(base_url, website.id), token, ids[9], 10)
+    assert got == ids[10:]
+
+
+@pytest.mark.gen_test
+async def test_replay_survives_a_server_restart(http_client: Any, base_url: str, website: Any,
+                                                token: str, settings: Any, services: Any) -> None:
+    ids = await post_many(http_client, base_url, website.id, 20)
+    await services.writer.close()
+    # A second server on the same database: its memory is empty, the replay comes from disk.
+    restarted = build_services(settings)
+    sock, port = tornado.testing.bind_unused_port()
+    server = tornado.httpserver.HTTPServer(make_app(restarted))
+    server.add_sockets([sock])
+    try:
+        got = await replayed_ids(live_url(f"http://127.0.0.1:{port}", website.id), token,
+                                 ids[9], 10)
+        assert got == ids[10:]
+    finally:
+        server.stop()
+        await restarted.writer.close()
+
+
+@pytest.mark.gen_test
+async def test_replay_then_live_without_gap_or_duplicate(http_client: Any, base_url: str,
+                                                         website: Any, token: str) -> None:
+    ids = await post_many(http_client, base_url, website.id, 5)
+    reader = SSEReader(live_url(base_url, website.id),
+                       bearer(token, **{"Last-Event-ID": str(ids[1])})).start()
+    try:
+        await reader.wait_for(lambda r: len(r.of_type("new_event")) >= 3)
+        more = await post_many(http_client, base_url, website.id, 3)
+        await reader.wait_for(lambda r: len(r.of_type("new_event")) >= 6)
+        await asyncio.sleep(0.1)
+        assert [f.id for f in reader.of_type("new_event")] == ids[2:] + more
+    finally:
+        reader.close()
+
+
+@pytest.mark.gen_test
+async def test_other_websites_events_are_not_streamed(http_client: Any, base_url: str,
+                                                      website: Any, token: str) -> None:
+    other = create_website("other.example.org")
+    reader = SSEReader(live_url(base_url, website.id), bearer(token)).start()
+    try:
+        await reader.wait_for(lambda r: r.of_type("connected"))
+        await post_event(http_client, base_url, event_body(other.id, pathname="/elsewhere"))
+        await post_event(http_client, base_url, event_body(website.id, pathname="/here"))
+        await reader.wait_for(lambda r: r.of_type("new_event"))
+        await asyncio.sleep(0.1)
+        assert [f.data["data"]["pathname"] for f in reader.of_type("new_event")] == ["/here"]
+    finally:
+        reader.close()
+
+
+@pytest.mark.gen_test
+async def test_disconnect_cleans_up(http_client: Any, base_url: str, website: Any, token: str,
+                                    services: Any) -> None:
+    reader = SSEReader(live_url(base_url, website.id), bearer(token)).start()
+    await reader.wait_for(lambda r: r.of_type("connected"))
+    assert services.hub.listener_count(website.id) == 1
+    assert len(services.streams) == 1
+    reader.close()
+    for _ in range(100):
+        if services.hub.listener_count(website.id) == 0:
+            break
+        await asyncio.sleep(0.02)
+    assert services.hub.listener_count(website.id) == 0
+    assert len(services.streams) == 0

@@ -1,0 +1,71 @@
+"""Mounting the NiceGUI panel: its own FastAPI app, served by uvicorn on loopback inside the
+same event loop, behind Tornado's catch-all proxy route."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import uvicorn
+from fastapi import FastAPI
+from nicegui import ui
+
+from backend.handlers.panel_proxy import panel_routes
+from backend.services import Services
+
+if TYPE_CHECKING:
+    from app import PulseServer
+
+log = logging.getLogger("pulse.panel")
+
+
+class PanelServer(uvicorn.Server):
+    """uvicorn without its own signal handling: Pulse shuts everything down in one place."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """Leave SIGINT and SIGTERM to Pulse."""
+        yield
+
+
+def build_panel(services: Services) -> FastAPI:
+    """A FastAPI app holding the NiceGUI panel's pages for ``services``."""
+    from ui.pages import register_pages
+
+    register_pages(services)
+    fastapi_app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    ui.run_with(fastapi_app, title="Pulse", favicon="📈", storage_secret=services.settings.secret,
+                show_welcome_message=False, reconnect_timeout=5.0)
+    return fastapi_app
+
+
+async def mount_panel(server: PulseServer) -> list[Any]:
+    """Start the panel on a free loopback port; return Tornado's forwarding routes."""
+    fastapi_app = build_panel(server.services)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(fastapi_app, log_level="warning", proxy_headers=True,
+                            forwarded_allow_ips="127.0.0.1", lifespan="on", access_log=False)
+    panel = PanelServer(config)
+    task = asyncio.create_task(panel.serve(sockets=[sock]))
+    while not panel.started:
+        if task.done():
+            task.result()  # raises what stopped it
+            raise RuntimeError("the panel stopped during start-up")
+        await asyncio.sleep(0.01)
+
+    async def stop_panel() -> None:
+        panel.should_exit = True
+        with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+            await asyncio.wait_for(task, timeout=5)
+
+    server.on_stop(stop_panel)
+    log.info("panel ready on 127.0.0.1:%d", port)
+    return panel_routes(f"127.0.0.1:{port}")
+
