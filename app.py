@@ -15,7 +15,7 @@ import tornado.httpserver
 import tornado.netutil
 import tornado.web
 
-from backend.auth import AccountError, create_user
+from backend.auth import AccountError, LoginThrottle, create_user
 from backend.handlers.base import JSONErrorHandler
 from backend.handlers.live import LiveStreamHandler
 from backend.handlers.status import STATIC_DIR, HealthHandler, MetricsHandler, TrackerScriptHandler
@@ -59,6 +59,7 @@ def build_services(settings: Settings) -> Services:
         streams=LiveStreams(metrics, settings.sse_heartbeat),
         ip_limiter=RateLimiter(settings.rate_per_ip),
         website_limiter=RateLimiter(settings.rate_per_website),
+        login_throttle=LoginThrottle(settings.login_attempts),
     )
 
 
@@ -110,7 +111,7 @@ class PulseServer:
         app = make_app(self.services, fallback)
         self.http = tornado.httpserver.HTTPServer(
             app, max_body_size=MAX_REQUEST_BYTES, max_header_size=16_384,
-            idle_connection_timeout=75, body_timeout=10)
+            idle_connection_timeout=75, body_timeout=10, xheaders=self.settings.trust_proxy)
         sockets = tornado.netutil.bind_sockets(self.settings.port, self.settings.host)
         self.port = sockets[0].getsockname()[1]
         self.http.add_sockets(sockets)

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
+import time
+from base64 import b64decode
+from collections import deque
 
-import tornado.web
+import itsdangerous
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from models.entities import ApiToken, Session, User
 
-SESSION_COOKIE = "pulse_session"
+SESSION_COOKIE = "session"  # NiceGUI's (Starlette's) signed session cookie
 SESSION_LIFETIME = 14 * 24 * 3600.0
 MIN_PASSWORD = 8
 
@@ -80,24 +84,63 @@ async def check_credentials_async(email: str, password: str) -> User | None:
         None, check_credentials, email, password)
 
 
-def session_cookie_value(secret: str, token: str) -> str:
-    """The signed cookie value that carries a session token."""
-    return tornado.web.create_signed_value(secret, SESSION_COOKIE, token).decode()
-
-
-def session_token_from_cookie(secret: str, value: str | None) -> str | None:
-    """The session token inside a signed cookie value, if the signature holds."""
-    if not value:
+def browser_id_from_cookie(secret: str, value: str | None) -> str | None:
+    """The browser id inside the panel's signed session cookie, if the signature holds."""
+    if not value or len(value) > 4096:
         return None
-    raw = tornado.web.decode_signed_value(
-        secret, SESSION_COOKIE, value, max_age_days=SESSION_LIFETIME / 86400)
-    return raw.decode() if raw else None
+    try:
+        raw = itsdangerous.TimestampSigner(secret).unsign(value.encode(),
+                                                          max_age=int(SESSION_LIFETIME))
+        data = json.loads(b64decode(raw))
+    except (itsdangerous.BadSignature, ValueError, TypeError):
+        return None
+    browser_id = data.get("id") if isinstance(data, dict) else None
+    return browser_id if isinstance(browser_id, str) else None
 
 
 def user_from_cookie(secret: str, value: str | None) -> User | None:
-    """The signed-in user of a session cookie value, or None."""
-    token = session_token_from_cookie(secret, value)
-    return Session.user_for(token) if token else None
+    """The signed-in user of the panel's session cookie value, or None."""
+    browser_id = browser_id_from_cookie(secret, value)
+    return Session.user_for(browser_id) if browser_id else None
+
+
+class LoginThrottle:
+    """Failed sign-ins per account and per IP: after ``limit`` within ``period`` seconds, wait."""
+
+    def __init__(self, limit: int = 5, period: float = 900.0) -> None:
+        self.limit = limit
+        self.period = period
+        self._failures: dict[str, deque[float]] = {}
+
+    def _recent(self, key: str, now: float) -> deque[float]:
+        failures = self._failures.setdefault(key, deque())
+        while failures and failures[0] <= now - self.period:
+            failures.popleft()
+        return failures
+
+    def retry_after(self, email: str, ip: str, now: float | None = None) -> float:
+        """0 if a sign-in may be tried now, else the seconds to wait."""
+        if self.limit <= 0:
+            return 0.0
+        now = time.monotonic() if now is None else now
+        waits = [0.0]
+        for key in (f"account:{email.strip().lower()}", f"ip:{ip}"):
+            failures = self._recent(key, now)
+            if len(failures) >= self.limit:
+                waits.append(failures[0] + self.period - now)
+        return max(waits)
+
+    def failed(self, email: str, ip: str, now: float | None = None) -> None:
+        """Count one failed sign-in."""
+        now = time.monotonic() if now is None else now
+        if len(self._failures) > 100_000:
+            self._failures.clear()
+        for key in (f"account:{email.strip().lower()}", f"ip:{ip}"):
+            self._recent(key, now).append(now)
+
+    def succeeded(self, email: str) -> None:
+        """A successful sign-in clears the account's failures (not the IP's)."""
+        self._failures.pop(f"account:{email.strip().lower()}", None)
 
 
 def user_from_authorization(header: str | None) -> User | None:

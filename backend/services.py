@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from backend.auth import LoginThrottle
 from backend.ingest.enrichment import Enricher
 from backend.ingest.limits import RateLimiter
 from backend.ingest.websites import WebsiteCache
@@ -27,3 +28,4 @@ class Services:
     streams: LiveStreams
     ip_limiter: RateLimiter
     website_limiter: RateLimiter
+    login_throttle: LoginThrottle

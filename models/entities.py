@@ -126,33 +126,36 @@ class ApiToken(BaseModel):
 
 
 class Session(BaseModel):
-    """A signed-in panel session; the cookie holds the token, the database only its hash."""
+    """A signed-in panel session of one browser (NiceGUI's signed, HttpOnly browser cookie
+    names the browser); the database keeps only a hash of the browser id."""
 
-    token_hash = peewee.CharField(max_length=64, primary_key=True)
+    browser_hash = peewee.CharField(max_length=64, primary_key=True)
     user = peewee.ForeignKeyField(User, backref="sessions", on_delete="CASCADE")
     created_at = peewee.BigIntegerField(default=now_ms)
     expires_at = peewee.BigIntegerField()
 
     @classmethod
-    def start(cls, user: User, lifetime_seconds: float) -> str:
-        """Open a session for ``user``; return its token (for the cookie)."""
-        token = secrets.token_urlsafe(32)
-        cls.create(token_hash=hash_token(token), user=user,
-                   expires_at=now_ms() + int(lifetime_seconds * 1000))
-        return token
+    def start(cls, user: User, browser_id: str, lifetime_seconds: float) -> None:
+        """Sign ``browser_id`` in as ``user`` (replacing any earlier session of that browser)."""
+        key = hash_token("browser:" + browser_id)
+        with cls._meta.database.atomic():
+            cls.delete().where(cls.browser_hash == key).execute()
+            cls.create(browser_hash=key, user=user,
+                       expires_at=now_ms() + int(lifetime_seconds * 1000))
 
     @classmethod
-    def user_for(cls, token: str) -> User | None:
-        """The user of a live session token, or None (unknown or expired)."""
+    def user_for(cls, browser_id: str) -> User | None:
+        """The user signed in on this browser, or None (never signed in, out, or expired)."""
         record = (cls.select(cls, User).join(User)
-                  .where((cls.token_hash == hash_token(token)) & (cls.expires_at > now_ms()))
+                  .where((cls.browser_hash == hash_token("browser:" + browser_id))
+                         & (cls.expires_at > now_ms()))
                   .first())
         return record.user if record else None
 
     @classmethod
-    def end(cls, token: str) -> None:
-        """Sign a session out."""
-        cls.delete().where(cls.token_hash == hash_token(token)).execute()
+    def end(cls, browser_id: str) -> None:
+        """Sign this browser out."""
+        cls.delete().where(cls.browser_hash == hash_token("browser:" + browser_id)).execute()
 
 
 class Salt(BaseModel):

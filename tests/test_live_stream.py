@@ -205,3 +205,35 @@ async def test_disconnect_cleans_up(http_client: Any, base_url: str, website: An
         await asyncio.sleep(0.02)
     assert services.hub.listener_count(website.id) == 0
     assert len(services.streams) == 0
+
+
+def panel_cookie(secret: str, browser_id: str) -> str:
+    """The panel's session cookie as NiceGUI (Starlette) signs it."""
+    import base64
+
+    import itsdangerous
+    data = base64.b64encode(json.dumps({"id": browser_id}).encode())
+    return "session=" + itsdangerous.TimestampSigner(secret).sign(data).decode()
+
+
+@pytest.mark.gen_test
+async def test_the_panel_session_cookie_opens_the_stream(http_client: Any, base_url: str,
+                                                         website: Any, admin: Any,
+                                                         settings: Any) -> None:
+    from models.entities import Session
+    url = live_url(base_url, website.id)
+    cookie = panel_cookie(settings.secret, "browser-1")
+    response = await http_client.fetch(url, headers={"Cookie": cookie}, raise_error=False)
+    assert response.code == 401  # a signed cookie, but nobody signed in on that browser
+    Session.start(admin, "browser-1", 60)
+    reader = SSEReader(url, {"Cookie": cookie}).start()
+    try:
+        await reader.wait_for(lambda r: r.of_type("connected"))
+    finally:
+        reader.close()
+    forged = panel_cookie("another secret", "browser-1")
+    response = await http_client.fetch(url, headers={"Cookie": forged}, raise_error=False)
+    assert response.code == 401
+    Session.start(admin, "browser-1", -1)  # expired
+    response = await http_client.fetch(url, headers={"Cookie": cookie}, raise_error=False)
+    assert response.code == 401

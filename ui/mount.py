@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import uvicorn
 from fastapi import FastAPI
 from nicegui import ui
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backend.handlers.panel_proxy import panel_routes
 from backend.services import Services
@@ -39,8 +40,35 @@ def build_panel(services: Services) -> FastAPI:
     register_pages(services)
     fastapi_app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     ui.run_with(fastapi_app, title="Pulse", favicon="📈", storage_secret=services.settings.secret,
+                session_middleware_kwargs={"same_site": "strict"},
                 show_welcome_message=False, reconnect_timeout=5.0)
+    fastapi_app.add_middleware(SecureCookiesOverHTTPS)
     return fastapi_app
+
+
+class SecureCookiesOverHTTPS:
+    """Marks the session cookie ``Secure`` when the browser reached Pulse over HTTPS (the
+    forwarding route, or a reverse proxy before it, says so in X-Forwarded-Proto)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Rewrite Set-Cookie headers of HTTPS requests."""
+        headers = dict(scope.get("headers") or [])
+        if scope["type"] != "http" or headers.get(b"x-forwarded-proto") != b"https":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_secure(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [
+                    (k, v + b"; secure" if k.lower() == b"set-cookie" and b"secure" not in v.lower()
+                     else v)
+                    for k, v in message.get("headers", [])]
+            await send(message)
+
+        await self.app(scope, receive, send_secure)
 
 
 async def mount_panel(server: PulseServer) -> list[Any]:

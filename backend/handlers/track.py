@@ -39,14 +39,8 @@ class TrackHandler(BaseHandler):
         self.finish()
 
     def client_ip(self) -> str:
-        """The visitor's IP: used for country, visitor hash and rate limits, never stored."""
-        if self.services.settings.trust_proxy:
-            forwarded = self.request.headers.get("X-Forwarded-For", "")
-            if forwarded:
-                return forwarded.split(",")[0].strip()
-            real = self.request.headers.get("X-Real-IP", "")
-            if real:
-                return real.strip()
+        """The visitor's IP: used for country, visitor hash and rate limits, never stored.
+        Behind a reverse proxy (PULSE_TRUST_PROXY) Tornado takes it from X-Forwarded-For."""
         return self.request.remote_ip or ""
 
     async def post(self) -> None:
