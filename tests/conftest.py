@@ -7,6 +7,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from nicegui.testing.general_fixtures import (  # noqa: F401  (NiceGUI's ini option, storage dir)
+    pytest_addoption,
+    pytest_configure,
+)
 
 from app import build_services, make_app
 from backend.auth import create_user

@@ -1,0 +1,38 @@
+"""NiceGUI `user` tests: the simulated user, with Pulse's pages registered for test services.
+
+pytest-tornado clashes with pytest-asyncio's auto mode, so the suite runs in strict mode and the
+`user` fixture is re-declared here with ``pytest_asyncio.fixture``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest_asyncio
+from nicegui.testing.user import User as SimulatedUser
+from nicegui.testing.user_simulation import user_simulation
+
+from backend.services import Services
+
+
+@pytest_asyncio.fixture
+async def user(services: Services) -> AsyncIterator[SimulatedUser]:
+    """A simulated browser on the panel of ``services`` (pages registered fresh per test)."""
+    from ui.pages import register_pages
+
+    async with user_simulation(main_file=None) as simulated:
+        register_pages(services)
+        yield simulated
+    services.hub.clear()  # NiceGUI's reset does not call on_delete: drop page listeners
+
+
+@pytest_asyncio.fixture
+async def signed_in(user: SimulatedUser, admin: Any) -> SimulatedUser:
+    """The simulated user, signed in as the admin through the sign-in page."""
+    await user.open("/login")
+    user.find("Email").type("admin@example.com")
+    user.find("Password").type("correct horse battery")
+    user.find("Sign in").click()
+    await user.should_see("Websites")
+    return user
