@@ -117,7 +117,12 @@ class ApiToken(BaseModel):
         record = (cls.select(cls, User).join(User)
                   .where((cls.token_hash == hash_token(token)) & cls.revoked_at.is_null())
                   .first())
-        return record.user if record else None
+        if record is None:
+            return None
+        now = now_ms()
+        if record.last_used_at is None or now - record.last_used_at > 60_000:  # ≤ 1 write/min
+            cls.update(last_used_at=now).where(cls.id == record.id).execute()
+        return record.user
 
     def revoke(self) -> None:
         """Make this token unusable from now on."""
