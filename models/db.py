@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import peewee
@@ -50,7 +50,7 @@ def open_database(url: str) -> peewee.Database:
     return db
 
 
-def migrate(migrations: list[Callable[[peewee.Database], None]]) -> int:
+def migrate(migrations: Sequence[Callable[[peewee.Database], None]]) -> int:
     """Apply the migrations this database has not seen yet; return the schema version."""
     db = database.obj
     with db.atomic():

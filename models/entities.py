@@ -65,7 +65,7 @@ class Website(BaseModel):
         return bool(host) and (host == domain or host.endswith("." + domain))
 
     @classmethod
-    def visible_to(cls, user: User) -> peewee.ModelSelect:
+    def visible_to(cls, user: User) -> peewee.ModelSelect[Website]:
         """The websites ``user`` is a member of."""
         return (cls.select().join(Membership).where(Membership.user == user)
                 .order_by(cls.name, cls.domain))
@@ -121,7 +121,7 @@ class ApiToken(BaseModel):
             return None
         now = now_ms()
         if record.last_used_at is None or now - record.last_used_at > 60_000:  # ≤ 1 write/min
-            cls.update(last_used_at=now).where(cls.id == record.id).execute()
+            cls.update(last_used_at=now).where(cls.token_hash == record.token_hash).execute()
         return record.user
 
     def revoke(self) -> None:

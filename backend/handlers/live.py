@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 from backend.handlers.base import ApiError, BaseHandler
@@ -10,13 +11,15 @@ from backend.live.hub import HubMessage, encode_event, encode_frame
 from backend.live.sse import LiveStream
 from models.entities import Membership, Website
 
+_EVENT_ID = re.compile(r"[0-9]{1,18}")
+
 
 def parse_last_event_id(value: str | None) -> int | None:
     """The numeric Last-Event-ID, or None when absent; ApiError when malformed."""
     if value is None or value.strip() == "":
         return None
     value = value.strip()
-    if not value.isdigit() or len(value) > 19:
+    if not _EVENT_ID.fullmatch(value):  # str.isdigit() also takes "²", which int() refuses
         raise ApiError(400, "Last-Event-ID must be a non-negative event id")
     return int(value)
 
@@ -71,7 +74,8 @@ class LiveStreamHandler(BaseHandler):
             stream.send(encode_frame("connected", stats.snapshot()), "connected")
             if last_id is not None:
                 await self._replay(stream, website_id, last_id)
-            pending, buffered = buffered, None
+            pending: list[HubMessage] = buffered or []
+            buffered = None
             for message in pending:
                 self._forward(stream, message)
             await stream.closed

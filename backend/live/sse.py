@@ -28,7 +28,7 @@ class LiveStream:
         website_id: str,
         user_id: int,
         write: Callable[[bytes], asyncio.Future[None]],
-        finish: Callable[[], None],
+        finish: Callable[[], object],
         *,
         max_backlog: int,
         metrics: Metrics,
