@@ -1,0 +1,123 @@
+"""The live page of a website: current visitors, the activity feed, active pages, the last 30
+minutes and where visitors come from, pushed by the hub in-process and redrawn on a timer."""
+
+from __future__ import annotations
+
+import logging
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from nicegui import ui
+
+from backend.services import Services
+from models.entities import User, Website, now_ms
+from ui.components.live_state import LiveState
+from ui.components.live_widgets import (
+    ActivityFeed,
+    MinuteChart,
+    RankedList,
+    StatCard,
+    add_live_assets,
+    connection_status,
+)
+from ui.layout import frame
+from ui.session import require_user, website_for
+
+log = logging.getLogger("pulse.panel.live")
+
+REDRAW_SECONDS = 0.25  # at most four redraws a second, however many events arrive
+
+
+def website_zone(website: Website) -> ZoneInfo:
+    """The website's time zone (UTC if its name is not known here)."""
+    try:
+        return ZoneInfo(website.timezone or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def website_not_found(user: User) -> None:
+    """The page for an unknown website or one the user is not a member of (they look alike)."""
+    with frame("Website not found", user):
+        ui.label("There is no such website, or you are not a member of it.").classes(
+            "text-slate-600")
+        ui.link("Back to your websites", "/")
+
+
+class LiveView:
+    """The widgets of one open live page and how they are redrawn from the website's window."""
+
+    def __init__(self, services: Services, website: Website) -> None:
+        self.services = services
+        self.website_id = website.id
+        self.zone = website_zone(website)
+        self.state = LiveState()
+        with ui.row().classes("w-full gap-4"):
+            self.current = StatCard("Current visitors", "live-current",
+                                    "sessions active in the last "
+                                    f"{round(services.hub.window_ms / 60_000)} minutes")
+            self.unique = StatCard("Unique visitors", "live-unique", "distinct visitors now")
+            self.pageviews = StatCard("Pageviews", "live-pageviews", "in the last 30 minutes")
+        with ui.card().classes("w-full px-4 pt-3 pb-1 gap-0").props("flat bordered"):
+            ui.label("Last 30 minutes").classes("text-sm font-semibold text-slate-700")
+            self.chart = MinuteChart()
+        with ui.element("div").classes("w-full grid gap-4 items-start").style(
+                "grid-template-columns: minmax(0, 2fr) minmax(0, 1fr)"):
+            with ui.card().classes("w-full gap-0 px-0 pt-3 pb-1").props("flat bordered"):
+                ui.label("Live activity").classes(
+                    "text-sm font-semibold text-slate-700 px-4 pb-2")
+                self.feed = ActivityFeed()
+            with ui.column().classes("w-full gap-4"):
+                self.pages = RankedList("Active pages", "active-page", 8, suffix=" viewing",
+                                        mono=True)
+                self.sources = RankedList("Top sources", "top-source", 5)
+                with ui.element("div").classes("w-full grid grid-cols-2 gap-4"):
+                    self.countries = RankedList("Countries", "top-country", 5, mono=True)
+                    self.devices = RankedList("Devices", "top-device", 3)
+
+    def redraw(self) -> None:
+        """Show the website's window as it is now (one pass over small, bounded lists)."""
+        fresh = self.state.begin_draw()
+        stats = self.services.hub.stats(self.website_id)
+        minutes = stats.per_minute(now_ms())
+        self.current.show(stats.current_visitors)
+        self.unique.show(stats.unique_visitors)
+        self.pageviews.show(sum(row["pageviews"] for row in minutes))
+        self.chart.show(minutes, self.zone)
+        self.feed.show(stats.recent_events(), fresh, self.zone)
+        self.pages.show([(p["pathname"], p["visitors"]) for p in stats.active_pages(8)])
+        for widget, dimension, n in ((self.sources, "source", 5), (self.countries, "country", 5),
+                                     (self.devices, "device", 3)):
+            widget.show([(t["name"], t["visitors"]) for t in stats.top(dimension, n)])
+
+    def tick(self) -> None:
+        """The page's timer: redraw when something arrived, a highlight ended or a second passed."""
+        if self.state.due():
+            self.redraw()
+
+
+def register(services: Services) -> None:
+    """Register the live page for ``services``."""
+
+    @ui.page("/websites/{website_id}/live")
+    def live_page(website_id: str) -> None:
+        """The live view of one website."""
+        user = require_user()
+        if user is None:
+            return
+        website = website_for(user, website_id)
+        if website is None:
+            website_not_found(user)
+            return
+        add_live_assets()
+        with frame(f"{website.name} · live", user):
+            with ui.row().classes("w-full items-center justify-between -mt-2"):
+                with ui.row().classes("items-center gap-4"):
+                    connection_status()
+                    ui.label(f"{website.domain} · times in {website.timezone}").classes(
+                        "text-sm text-slate-500")
+                ui.link("Website settings", f"/websites/{website.id}").classes("text-sm")
+            view = LiveView(services, website)
+        view.redraw()
+        unsubscribe = services.hub.subscribe(website.id, view.state.on_message)
+        ui.context.client.on_delete(unsubscribe)
+        ui.timer(REDRAW_SECONDS, view.tick)
