@@ -28,5 +28,12 @@ def frame(title: str, user: User | None = None) -> Iterator[ui.column]:
                 ui.label(user.email).classes("text-sm opacity-80")
                 ui.button("Sign out", on_click=sign_out).props("flat color=white dense")
     with ui.column().classes("w-full max-w-6xl mx-auto p-6 gap-4") as column:
-        ui.label(title).classes("text-2xl font-semibold")
+        ui.label(title).classes("text-2xl font-semibold break-all").mark("page-title")
         yield column
+
+
+def heading_of(column: ui.column) -> ui.label:
+    """The title label ``frame`` put first into its column (pages that rename it use this)."""
+    first = column.default_slot.children[0]
+    assert isinstance(first, ui.label)
+    return first

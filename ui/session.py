@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fastapi.responses import RedirectResponse
 from nicegui import app, ui
 
 from backend.auth import SESSION_LIFETIME
@@ -38,6 +39,14 @@ def require_user() -> User | None:
     if user is None:
         ui.navigate.to("/login" if User.select().exists() else "/setup")
     return user
+
+
+def signed_out_redirect() -> RedirectResponse:
+    """An HTTP redirect for a signed-out browser: to sign in, or to the first run's setup.
+
+    Page functions that return it avoid rendering an empty page first (unlike require_user).
+    """
+    return RedirectResponse("/login" if User.select().exists() else "/setup", status_code=303)
 
 
 def website_for(user: User, website_id: str) -> Website | None:

@@ -6,7 +6,8 @@ pytest-tornado clashes with pytest-asyncio's auto mode, so the suite runs in str
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest_asyncio
@@ -34,5 +35,31 @@ async def signed_in(user: SimulatedUser, admin: Any) -> SimulatedUser:
     user.find("Email").type("admin@example.com")
     user.find("Password").type("correct horse battery")
     user.find("Sign in").click()
-    await user.should_see("Websites")
+    await user.should_see("Websites", retries=SLOW)  # argon2 runs off the loop first
     return user
+
+
+SLOW = 100  # should_see retries (0.1 s apart) after argon2 work or a 1 s panel timer
+
+
+async def eventually(check: Callable[[], bool], attempts: int = 200) -> None:
+    """Wait (at most ``attempts`` × 50 ms) until ``check()`` holds, e.g. a handler finished."""
+    for _ in range(attempts):
+        if check():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{getattr(check, '__name__', check)} never held")
+
+
+@pytest_asyncio.fixture
+async def sign_in_as(user: SimulatedUser) -> Callable[[str, str], Awaitable[None]]:
+    """Sign the simulated (signed-out) user in through the sign-in page as someone."""
+
+    async def sign_in(email: str, password: str) -> None:
+        await user.open("/login")
+        user.find(marker="email").type(email)
+        user.find(marker="password").type(password)
+        user.find(marker="sign-in").click()
+        await user.should_see(marker="add-website", retries=SLOW)
+
+    return sign_in

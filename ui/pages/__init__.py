@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from nicegui import ui
-
 from backend.services import Services
-from ui.pages import live
+from ui.pages import live, login, setup, tokens, users, website, websites
 
 
 def register_pages(services: Services) -> None:
     """Register every panel page (NiceGUI keeps pages in a global router)."""
+    setup.register(services)
+    login.register(services)
+    websites.register(services)
+    website.register(services)
+    tokens.register(services)
+    users.register(services)
     live.register(services)
-
-    @ui.page("/")
-    def index_page() -> None:
-        ui.label("Pulse")

@@ -1,0 +1,201 @@
+"""The tracker in a real browser: a cross-origin SPA page with the one-tag snippet, a real Pulse
+server, and an SSE subscriber that must see every pageview and event."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e_support import (
+    BROWSER_UA,
+    PulseProcess,
+    StaticSite,
+    chromium,
+    pulse_cli,
+    require_browser,
+)
+from tests.sse_client import SSEReader
+
+pytestmark = [pytest.mark.e2e]
+
+PAGES = Path(__file__).resolve().parent / "pages"
+
+
+@dataclass
+class Setup:
+    """A running Pulse server, a static site on another origin, the website and a token."""
+
+    pulse: PulseProcess
+    site: StaticSite
+    website_id: str
+    token: str
+    root: Path
+
+    def render(self, template: str, target: str, **values: str) -> None:
+        """Write ``tests/pages/<template>`` into the site as ``target``, placeholders filled."""
+        text = (PAGES / template).read_text()
+        values = {"pulse": self.pulse.base_url, "website_id": self.website_id, **values}
+        for key, value in values.items():
+            text = text.replace("{{" + key + "}}", value)
+        path = self.root / target
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+    def sse(self) -> SSEReader:
+        """A subscriber to the website's live stream."""
+        url = f"{self.pulse.base_url}/admin/analytics/live?website_id={self.website_id}"
+        return SSEReader(url, {"Authorization": f"Bearer {self.token}"}).start()
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> Iterator[Setup]:
+    """Pulse on one loopback port, the test site on another (so the tracker posts cross-origin)."""
+    require_browser()
+    data_dir, root = tmp_path / "data", tmp_path / "site"
+    root.mkdir()
+    with StaticSite(root) as site:
+        pulse_cli(data_dir, "create-user", "e2e@example.com", "--password-stdin",
+                  stdin="e2e password\n")
+        website_id = pulse_cli(data_dir, "create-website", "shop.example", "--origin",
+                               site.origin)
+        token = pulse_cli(data_dir, "create-token", "e2e@example.com")
+        with PulseProcess(data_dir) as pulse:
+            yield Setup(pulse, site, website_id, token, root)
+
+
+def new_events(reader: SSEReader) -> list[dict[str, Any]]:
+    """The events the subscriber received, oldest first."""
+    return [frame.data["data"] for frame in reader.of_type("new_event")]
+
+
+async def wait_events(reader: SSEReader, count: int) -> list[dict[str, Any]]:
+    """Wait until the subscriber has ``count`` events; return them."""
+    await reader.wait_for(lambda r: len(r.of_type("new_event")) >= count, timeout=30)
+    return new_events(reader)
+
+
+@pytest.mark.asyncio
+async def test_spa_pageviews_custom_and_outbound_events_reach_the_live_stream(
+        setup: Setup) -> None:
+    setup.render("shop.html", "shop.html", outbound=f"{setup.pulse.base_url}/healthz")
+    reader = setup.sse()
+    await reader.wait_for(lambda r: bool(r.of_type("connected")), timeout=30)
+    console: list[str] = []
+    try:
+        async with chromium() as browser:
+            page = await browser.new_page(user_agent=BROWSER_UA)
+            page.on("console", lambda message: console.append(message.text))
+            await page.goto(f"{setup.site.origin}/shop.html?utm_source=e2e")
+            # The pageview on load, then the call queued before the script loaded.
+            events = await wait_events(reader, 2)
+            await page.click("#to-products")
+            events = await wait_events(reader, 3)
+            await page.click("#to-about")
+            events = await wait_events(reader, 4)
+            await page.go_back()  # popstate
+            events = await wait_events(reader, 5)
+            await page.click("#same-url")  # replaceState to the same URL: no new pageview
+            await page.click("#signup")
+            events = await wait_events(reader, 6)
+            await page.click("#outbound")
+            events = await wait_events(reader, 7)
+    finally:
+        reader.close()
+
+    assert [(e["event_type"], e["pathname"]) for e in events] == [
+        ("pageview", "/shop.html"),
+        ("early", "/shop.html"),
+        ("pageview", "/products"),
+        ("pageview", "/about"),
+        ("pageview", "/products"),
+        ("signup", "/products"),
+        ("outbound", "/products"),
+    ]
+    assert events[1]["props"] == {"queued": True}
+    assert events[5]["props"] == {"plan": "pro"}
+    assert events[6]["props"] == {"url": f"{setup.pulse.base_url}/healthz"}
+    assert events[0]["source"] == "e2e"  # utm_source from the landing URL
+    assert events[2]["title"] == "Products — Pulse test shop"
+    assert len({e["visitor_id"] for e in events}) == 1
+    assert len({e["session_id"] for e in events}) == 1
+    assert events[0]["visitor_id"] != events[0]["session_id"]
+    assert events[0]["hostname"] == "127.0.0.1"
+    assert events[0]["browser"] == "Chrome" and events[0]["device"] == "desktop"
+    assert any(line.startswith("[Pulse] initialized") for line in console), console
+
+
+@pytest.mark.asyncio
+async def test_hash_routes_count_as_pages_and_a_new_tab_is_a_new_session(setup: Setup) -> None:
+    setup.render("hash/index.html", "hash/index.html")
+    reader = setup.sse()
+    await reader.wait_for(lambda r: bool(r.of_type("connected")), timeout=30)
+    try:
+        async with chromium() as browser:
+            context = await browser.new_context(user_agent=BROWSER_UA)
+            first = await context.new_page()
+            await first.goto(f"{setup.site.origin}/hash/#/start")
+            await wait_events(reader, 1)
+            await first.click("#to-settings")
+            await wait_events(reader, 2)
+            second = await context.new_page()  # another tab of the same visitor
+            await second.goto(f"{setup.site.origin}/hash/")
+            events = await wait_events(reader, 3)
+    finally:
+        reader.close()
+
+    assert [e["pathname"] for e in events] == ["/hash/start", "/hash/settings", "/hash/"]
+    assert len({e["visitor_id"] for e in events}) == 1
+    assert events[0]["session_id"] == events[1]["session_id"] != events[2]["session_id"]
+
+
+PRIVACY_CASES = {
+    "localhost without data-allow-localhost": ("", "", "localhost"),
+    "Global Privacy Control": (
+        "data-allow-localhost data-respect-dnt",
+        "Object.defineProperty(navigator, 'globalPrivacyControl', {get: () => true})",
+        "Do Not Track / Global Privacy Control"),
+    "Do Not Track": (
+        "data-allow-localhost data-respect-dnt",
+        "Object.defineProperty(navigator, 'doNotTrack', {get: () => '1'})",
+        "Do Not Track / Global Privacy Control"),
+}
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("case", list(PRIVACY_CASES))
+async def test_the_tracker_stays_silent_when_it_must(setup: Setup, case: str) -> None:
+    attrs, init_script, reason = PRIVACY_CASES[case]
+    setup.render("private.html", "private.html", attrs=attrs)
+    setup.render("shop.html", "shop.html", outbound="https://example.org/")
+    reader = setup.sse()
+    await reader.wait_for(lambda r: bool(r.of_type("connected")), timeout=30)
+    tracked: list[str] = []
+    console: list[str] = []
+    try:
+        async with chromium() as browser:
+            context = await browser.new_context(user_agent=BROWSER_UA)
+            if init_script:
+                await context.add_init_script(init_script)
+            page = await context.new_page()
+            page.on("console", lambda message: console.append(message.text))
+            page.on("request", lambda request: tracked.append(request.url)
+                    if "/web/analytics/track" in request.url else None)
+            async with page.expect_console_message(
+                    lambda m: m.text.startswith("[Pulse] ignored signup")):
+                await page.goto(f"{setup.site.origin}/private.html")
+                await page.click("#signup")
+            await page.close()
+            # A page that is tracked, in a fresh context: its events are the first to arrive.
+            allowed = await browser.new_page(user_agent=BROWSER_UA)
+            await allowed.goto(f"{setup.site.origin}/shop.html")
+            events = await wait_events(reader, 2)
+    finally:
+        reader.close()
+
+    assert tracked == []
+    assert f"[Pulse] ignored pageview: {reason}" in console
+    assert [e["pathname"] for e in events] == ["/shop.html", "/shop.html"]

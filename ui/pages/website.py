@@ -1,0 +1,214 @@
+"""/websites/{id}: one website's snippet, settings, members, and deleting it."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import Request
+from fastapi.responses import RedirectResponse
+from nicegui import ui
+
+from backend.services import Services
+from models.entities import Membership, User, Website
+from models.websites import WebsiteError, delete_website, grant_access, update_website
+from ui.components.confirm import confirm
+from ui.components.feedback import error_line, sentence
+from ui.components.not_found import not_found
+from ui.components.snippet import request_origin, tracker_snippet
+from ui.components.visitor_count import CurrentVisitors
+from ui.components.website_form import WebsiteForm
+from ui.layout import frame, heading_of
+from ui.session import current_user, signed_out_redirect, website_for
+
+log = logging.getLogger("pulse.panel")
+
+NOT_FOUND = "This website does not exist, or you do not have access to it."
+
+
+def can_manage(user: User, website_id: str) -> bool:
+    """Admins and the website's owners change its settings and members, and delete it."""
+    if user.is_admin:
+        return Membership.allows(user, website_id)
+    return (Membership.select().where((Membership.user == user)
+                                      & (Membership.website == website_id)
+                                      & (Membership.role == "owner")).exists())
+
+
+def members_of(website_id: str) -> list[Membership]:
+    """The website's memberships with their users, by email."""
+    return list(Membership.select(Membership, User).join(User)
+                .where(Membership.website == website_id).order_by(User.email))
+
+
+def register(services: Services) -> None:
+    """Register the website settings page."""
+
+    @ui.page("/websites/{website_id}")
+    def website_page(website_id: str, request: Request) -> RedirectResponse | None:
+        """Snippet, settings, members and deletion of a website the user is a member of."""
+        user = current_user()
+        if user is None:
+            return signed_out_redirect()
+        website = website_for(user, website_id)
+        if website is None:
+            not_found(user, NOT_FOUND)
+            return
+        manager = can_manage(user, website.id)
+
+        with frame(website.name, user) as column:
+            title = heading_of(column)
+            with ui.row().classes("w-full items-center justify-between"):
+                with ui.row().classes("items-center gap-4"):
+                    domain_label = ui.label(website.domain).classes("text-slate-500")
+                    CurrentVisitors(services.hub, website.id)
+                ui.button("Live", icon="sensors",
+                          on_click=lambda: ui.navigate.to(f"/websites/{website.id}/live"))
+
+            with ui.card().classes("w-full"):
+                ui.label("Tracking snippet").classes("text-lg font-semibold")
+                tracker_snippet(website.id, request_origin(request))
+                ui.label(f"Website id: {website.id}").classes("text-xs text-slate-500")
+
+            if manager:
+                settings_card(services, website, title, domain_label)
+            else:
+                with ui.card().classes("w-full"):
+                    ui.label("Settings").classes("text-lg font-semibold")
+                    ui.label(f"Time zone: {website.timezone}")
+                    ui.label("Allowed origins: "
+                             + (", ".join(website.origins()) or "only the domain itself"))
+                    ui.label("Only an administrator or the website's owner changes these.") \
+                        .classes("text-sm text-slate-500")
+
+            members_card(user, website.id, manager)
+
+            if manager:
+                with ui.card().classes("w-full border border-red-200"):
+                    ui.label("Delete this website").classes("text-lg font-semibold")
+                    ui.label("Removes the website and every event stored for it.") \
+                        .classes("text-sm")
+
+                    async def delete() -> None:
+                        name = Website.get_or_none(Website.id == website.id)
+                        if name is None or not can_manage(user, website.id):
+                            ui.notify("This website is gone already.", type="warning")
+                            return
+                        if not await confirm(f"Delete {name.name} and all its events? "
+                                             "This cannot be undone.", "Delete website"):
+                            return
+                        removed = delete_website(website.id)
+                        services.websites.invalidate(website.id)
+                        services.hub.forget_website(website.id)
+                        log.info("website %s deleted in the panel with %d events",
+                                 website.id, removed)
+                        ui.notify(f"Deleted {name.name}", type="positive")
+                        ui.navigate.to("/")
+
+                    ui.button("Delete website", icon="delete", on_click=delete) \
+                        .props("color=negative outline").mark("delete-website")
+
+
+def settings_card(services: Services, website: Website, title: ui.label,
+                  domain_label: ui.label) -> None:
+    """The edit form of a website's settings."""
+    with ui.card().classes("w-full gap-2"):
+        ui.label("Settings").classes("text-lg font-semibold")
+        form = WebsiteForm(website)
+
+        def save() -> None:
+            form.clear_error()
+            current = Website.get_or_none(Website.id == website.id)  # a fresh copy: a refused
+            if current is None:                                     # change leaves no trace
+                form.show_error("This website was deleted.")
+                return
+            try:
+                update_website(current, name=form.name.value or "",
+                               domain=form.domain.value or "",
+                               origins=form.origins.value or "",
+                               timezone=form.timezone.value or "UTC")
+            except WebsiteError as exc:
+                form.show_error(sentence(exc))
+                return
+            services.websites.invalidate(current.id)
+            title.text = current.name
+            domain_label.text = current.domain
+            form.name.value = current.name
+            form.domain.value = current.domain
+            form.origins.value = "\n".join(current.origins())
+            ui.page_title(f"{current.name} · Pulse")
+            ui.notify("Saved", type="positive")
+
+        ui.button("Save", on_click=save).mark("save-website")
+
+
+def members_card(user: User, website_id: str, manager: bool) -> None:
+    """Who may see the website; managers add people by email and remove them."""
+    with ui.card().classes("w-full gap-2"):
+        ui.label("Members").classes("text-lg font-semibold")
+
+        @ui.refreshable
+        def member_list() -> None:
+            members = members_of(website_id)
+            owners = sum(1 for m in members if m.role == "owner")
+            for membership in members:
+                with ui.row().classes("w-full items-center justify-between") \
+                        .mark(f"member-{membership.user.email}"):
+                    with ui.row().classes("items-center gap-2"):
+                        ui.label(membership.user.email)
+                        ui.badge(membership.role).props("outline")
+                    if manager and not (membership.role == "owner" and owners <= 1):
+                        ui.button("Remove", on_click=lambda m=membership: remove(m)) \
+                            .props("flat dense color=negative") \
+                            .mark(f"remove-{membership.user.email}")
+
+        def remove(membership: Membership) -> None:
+            if not can_manage(user, website_id):
+                ui.notify("You cannot change the members of this website.", type="negative")
+                return
+            owners = (Membership.select().where((Membership.website == website_id)
+                                                & (Membership.role == "owner")).count())
+            if membership.role == "owner" and owners <= 1:
+                ui.notify("A website keeps at least one owner.", type="negative")
+                return
+            Membership.delete().where(Membership.id == membership.id).execute()
+            log.info("access to %s removed", website_id)
+            ui.notify(f"{membership.user.email} no longer sees this website")
+            if membership.user.id == user.id:
+                ui.navigate.to("/")
+                return
+            member_list.refresh()
+
+        member_list()
+        if not manager:
+            return
+        with ui.row().classes("w-full items-start gap-2"):
+            email = ui.input("Member email", placeholder="someone@example.com") \
+                .classes("grow").mark("member-email")
+            error = error_line()
+
+            def add() -> None:
+                error.text = ""
+                if not can_manage(user, website_id):
+                    error.text = "You cannot change the members of this website."
+                    return
+                address = (email.value or "").strip()
+                person = User.by_email(address) if address else None
+                if person is None:
+                    error.text = (f"No account has the email {address!r}. An administrator "
+                                  "creates accounts under Users." if address
+                                  else "Type the email of an existing account.")
+                    return
+                website = Website.get_or_none(Website.id == website_id)
+                if website is None:
+                    error.text = "This website was deleted."
+                    return
+                if Membership.allows(person, website_id):
+                    error.text = f"{person.email} has access already."
+                    return
+                grant_access(website, person)
+                log.info("access to %s given", website_id)
+                email.value = ""
+                ui.notify(f"{person.email} now sees this website", type="positive")
+                member_list.refresh()
+
+            ui.button("Give access", on_click=add).mark("give-access")
