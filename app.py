@@ -202,6 +202,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    """``pulse demo``: serve, with a demo website fed by simulated visitors."""
+    from backend.demo import demo_ready, demo_settings
+
+    settings = demo_settings(_settings(args), host_given=args.host is not None)
+    asyncio.run(serve(settings, demo_ready(args.rate)))
+    return 0
+
+
 def _read_password(args: argparse.Namespace) -> str:
     if args.password_stdin:
         return sys.stdin.readline().rstrip("\n")
@@ -262,6 +271,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve_p.add_argument("--host", help="address to bind (PULSE_HOST)")
     serve_p.add_argument("--port", type=int, help="public port (PULSE_PORT)")
     serve_p.set_defaults(func=cmd_serve)
+
+    demo_p = sub.add_parser("demo", help="serve a demo website fed by simulated visitors")
+    demo_p.add_argument("--host", help="address to bind (default 127.0.0.1, or PULSE_HOST)")
+    demo_p.add_argument("--port", type=int, help="public port (PULSE_PORT)")
+    demo_p.add_argument("--rate", type=float, default=3.0,
+                        help="simulated events per second (default 3)")
+    demo_p.set_defaults(func=cmd_demo)
 
     user_p = sub.add_parser("create-user", help="create a panel account")
     user_p.add_argument("email")
