@@ -31,8 +31,8 @@ def register(services: Services) -> None:
             return
 
         with frame("Welcome to Pulse"), ui.card().classes("w-full max-w-md gap-3"):
-            ui.label("Create the first account. It will be the administrator: it can add "
-                     "other users and sees every website created before them.").classes("text-sm")
+            ui.label("Create the first account. It is the administrator: it adds the "
+                     "other accounts and gives them access to websites.").classes("text-sm")
             email = ui.input("Email").props("type=email autocomplete=username") \
                 .classes("w-full").mark("email")
             password = ui.input("Password", password=True) \
