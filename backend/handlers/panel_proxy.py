@@ -109,9 +109,10 @@ class PanelProxyHandler(tornado.websocket.WebSocketHandler):
 
     async def open(self, *args: Any, **kwargs: Any) -> None:
         """Connect to the panel's WebSocket and pipe its messages to the browser."""
-        headers = self._forward_headers()
-        for name in ("Sec-WebSocket-Key", "Sec-WebSocket-Version", "Sec-WebSocket-Extensions"):
-            headers.pop(name, None)
+        # The client below negotiates its own handshake: drop the browser's (Tornado spells
+        # them "Sec-Websocket-…"; an offered extension the client cannot honour fails it).
+        headers = {k: v for k, v in self._forward_headers().items()
+                   if not k.lower().startswith("sec-websocket-")}
         request = HTTPRequest(f"ws://{self.upstream}{self.request.uri}", headers=headers)
         try:
             self._ws_upstream = await tornado.websocket.websocket_connect(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from nicegui import ui
@@ -32,8 +32,9 @@ html[data-pulse-link="lost"] .pulse-dot { background: #ef4444; }
 html[data-pulse-link="live"] .pulse-link-text::after { content: "Live"; }
 html[data-pulse-link="lost"] .pulse-link-text::after { content: "Connection lost, reconnecting…"; }
 html[data-pulse-link="lost"] .pulse-link-text { color: #dc2626; }
-.pulse-feed-row { display: grid; align-items: center; column-gap: 12px; padding: 5px 10px;
-  grid-template-columns: 4.6rem 6.6rem minmax(0, 1fr) 7rem 6.4rem 2.6rem;
+.pulse-feed-row { display: grid; align-items: center; column-gap: 12px; padding: 4px 16px;
+  width: 100%; box-sizing: border-box; min-height: 31px;
+  grid-template-columns: 4.2rem 6.2rem minmax(0, 1fr) 6.6rem 5.8rem 3.6rem;
   border-bottom: 1px solid #f1f5f9; transition: background-color 1s ease-out; }
 .pulse-feed-row.pulse-fresh { background-color: #fef3c7; transition: none; }
 .pulse-feed-head { font-size: 11px; text-transform: uppercase; letter-spacing: .04em;
@@ -44,6 +45,9 @@ html[data-pulse-link="lost"] .pulse-link-text { color: #dc2626; }
 .pulse-chip-pageview { background: #e0e7ff; color: #3730a3; }
 .pulse-chip-custom { background: #fae8ff; color: #86198f; }
 .pulse-cell { white-space: nowrap; overflow: hidden; text-overflow: ellipsis; min-width: 0; }
+.pulse-page { display: flex; align-items: baseline; gap: 8px; min-width: 0; }
+.pulse-page > .pulse-cell:first-child { flex: 0 1 auto; }
+.pulse-page > .pulse-cell + .pulse-cell { flex: 1 1 0; }
 .pulse-rank { position: relative; border-radius: 6px; overflow: hidden; }
 .pulse-rank-bar { position: absolute; top: 0; bottom: 0; left: 0; background: #eef2ff;
   transition: width .4s ease-out; }
@@ -70,7 +74,14 @@ CONNECTION_JS = """
 </script>
 """
 
+E = TypeVar("E", bound=ui.element)
+
 DEVICE_ICONS = {"desktop": "computer", "mobile": "smartphone", "tablet": "tablet_mac"}
+
+
+def tag(element: E, marker: str) -> E:
+    """Mark ``element`` for user tests and, as ``data-pulse``, for browser tests."""
+    return element.mark(marker).props(f"data-pulse={marker}")
 
 
 def add_live_assets() -> None:
@@ -108,7 +119,8 @@ class StatCard:
     def __init__(self, caption: str, marker: str, hint: str = "") -> None:
         with ui.card().classes("flex-1 min-w-[12rem] gap-1 px-5 py-4").props("flat bordered"):
             ui.label(caption).classes("text-xs uppercase tracking-wide text-slate-500")
-            self.value = ui.label("0").classes("text-4xl font-semibold text-slate-900").mark(marker)
+            self.value = ui.label("0").classes("text-4xl font-semibold text-slate-900")
+            tag(self.value, marker)
             if hint:
                 ui.label(hint).classes("text-xs text-slate-400")
 
@@ -124,12 +136,12 @@ class _FeedRow:
         self.event_id: int | None = None
         self.fresh = False
         self.custom: bool | None = None
-        with ui.element("div").classes("pulse-feed-row").mark(f"feed-row-{index}") as self.row:
+        with tag(ui.element("div").classes("pulse-feed-row"), f"feed-row-{index}") as self.row:
             self.time = ui.label().classes("pulse-cell text-xs text-slate-500 tabular-nums")
             self.kind = ui.label().classes("pulse-chip")
-            with ui.column().classes("gap-0 min-w-0"):
-                self.path = ui.label().classes("pulse-cell font-mono text-sm text-slate-900 w-full")
-                self.detail = ui.label().classes("pulse-cell text-xs text-slate-500 w-full")
+            with ui.element("div").classes("pulse-page"):
+                self.path = ui.label().classes("pulse-cell font-mono text-sm text-slate-900")
+                self.detail = ui.label().classes("pulse-cell text-xs text-slate-500")
             self.source = ui.label().classes("pulse-cell text-sm text-slate-700")
             with ui.row().classes("items-center gap-1 no-wrap min-w-0"):
                 self.device_icon = ui.icon("devices_other", size="16px").classes("text-slate-400")
@@ -175,7 +187,7 @@ class ActivityFeed:
 
     def __init__(self) -> None:
         with ui.element("div").classes("pulse-feed-row pulse-feed-head"):
-            for caption in ("Time", "Event", "Page", "Source", "Device", "Land"):
+            for caption in ("Time", "Event", "Page", "Source", "Device", "Country"):
                 ui.label(caption)
         self.empty = ui.label("Waiting for the first event…").classes(
             "text-sm text-slate-400 px-3 py-6")
@@ -194,7 +206,7 @@ class _RankRow:
 
     def __init__(self, marker: str) -> None:
         self.width = -1
-        with ui.element("div").classes("pulse-rank w-full").mark(marker) as self.row:
+        with tag(ui.element("div").classes("pulse-rank w-full"), marker) as self.row:
             self.bar = ui.element("div").classes("pulse-rank-bar")
             with ui.row().classes("relative w-full items-center justify-between no-wrap "
                                   "px-2 py-1 gap-3"):
