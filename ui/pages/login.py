@@ -82,3 +82,4 @@ def register(services: Services) -> None:
 
             button = ui.button("Sign in", on_click=attempt).classes("w-full").mark("sign-in")
             password.on("keydown.enter", attempt)
+        return None

@@ -25,7 +25,7 @@ def active_tokens(user: User) -> list[ApiToken]:
     """The user's unrevoked tokens, newest first."""
     return list(ApiToken.select()
                 .where((ApiToken.user == user) & ApiToken.revoked_at.is_null())
-                .order_by(ApiToken.created_at.desc(), ApiToken.id.desc()))
+                .order_by(ApiToken.created_at.desc(), ApiToken.prefix))
 
 
 def register(services: Services) -> None:
@@ -57,7 +57,7 @@ def register(services: Services) -> None:
                 if not tokens:
                     ui.label("No tokens yet.").classes("text-slate-500")
                 for token in tokens:
-                    with ui.card().classes("w-full").mark(f"token-{token.id}"), \
+                    with ui.card().classes("w-full").mark(f"token-{token.get_id()}"), \
                             ui.row().classes("w-full items-center justify-between"):
                         with ui.column().classes("gap-0"):
                             ui.label(token.name or "(unnamed)").classes("font-medium")
@@ -65,7 +65,7 @@ def register(services: Services) -> None:
                                      f"· last used {utc_text(token.last_used_at)}") \
                                 .classes("text-sm text-slate-500 font-mono")
                         ui.button("Revoke", on_click=lambda t=token: revoke(t)) \
-                            .props("flat color=negative").mark(f"revoke-{token.id}")
+                            .props("flat color=negative").mark(f"revoke-{token.get_id()}")
 
             def create() -> None:
                 error.text = ""
@@ -87,7 +87,7 @@ def register(services: Services) -> None:
                 if not await confirm(f"Revoke the token {token.name or token.prefix}? Programs "
                                      "using it lose access at once.", "Revoke"):
                     return
-                current = ApiToken.get_or_none((ApiToken.id == token.id)
+                current = ApiToken.get_or_none((ApiToken.token_hash == token.token_hash)
                                                & (ApiToken.user == user))
                 if current is not None and current.revoked_at is None:
                     current.revoke()
@@ -98,3 +98,4 @@ def register(services: Services) -> None:
 
             ui.label("Your tokens").classes("text-lg font-semibold")
             token_list()
+        return None

@@ -32,7 +32,7 @@ def register(services: Services) -> None:
             return signed_out_redirect()
         if not user.is_admin:
             not_found(user, "Only administrators manage users.")
-            return
+            return None
         with frame("Users", user):
             with ui.card().classes("w-full gap-2"):
                 ui.label("New user").classes("text-lg font-semibold")
@@ -62,7 +62,7 @@ def register(services: Services) -> None:
                         return
                     finally:
                         button.enable()
-                    log.info("user %d created in the panel", created.id)
+                    log.info("user %s created in the panel", created.get_id())
                     email.value = ""
                     password.value = ""
                     is_admin.value = False
@@ -82,7 +82,7 @@ def register(services: Services) -> None:
                                 ui.badge("admin").props("outline")
                             ui.label(f"since {utc_text(person.created_at)}") \
                                 .classes("text-sm text-slate-500")
-                        if person.id != user.id:
+                        if person.get_id() != user.get_id():
                             ui.button("Delete", on_click=lambda p=person: delete(p)) \
                                 .props("flat color=negative").mark(f"delete-{person.email}")
 
@@ -91,13 +91,14 @@ def register(services: Services) -> None:
                                      "tokens and website access go with it.", "Delete user"):
                     return
                 me = current_user()
-                if me is None or not me.is_admin or me.id == person.id:
+                if me is None or not me.is_admin or me.get_id() == person.get_id():
                     ui.notify("You cannot delete this account.", type="negative")
                     return
-                User.delete().where(User.id == person.id).execute()  # cascades
-                log.info("user %d deleted in the panel", person.id)
+                User.delete().where(User.email == person.email).execute()  # cascades
+                log.info("user %s deleted in the panel", person.get_id())
                 ui.notify(f"Deleted {person.email}")
                 user_list.refresh()
 
             ui.label("Accounts").classes("text-lg font-semibold")
             user_list()
+        return None

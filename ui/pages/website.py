@@ -52,7 +52,7 @@ def register(services: Services) -> None:
         website = website_for(user, website_id)
         if website is None:
             not_found(user, NOT_FOUND)
-            return
+            return None
         manager = can_manage(user, website.id)
 
         with frame(website.name, user) as column:
@@ -106,6 +106,7 @@ def register(services: Services) -> None:
 
                     ui.button("Delete website", icon="delete", on_click=delete) \
                         .props("color=negative outline").mark("delete-website")
+        return None
 
 
 def settings_card(services: Services, website: Website, title: ui.label,
@@ -170,10 +171,11 @@ def members_card(user: User, website_id: str, manager: bool) -> None:
             if membership.role == "owner" and owners <= 1:
                 ui.notify("A website keeps at least one owner.", type="negative")
                 return
-            Membership.delete().where(Membership.id == membership.id).execute()
+            Membership.delete().where((Membership.user == membership.user)
+                                      & (Membership.website == website_id)).execute()
             log.info("access to %s removed", website_id)
             ui.notify(f"{membership.user.email} no longer sees this website")
-            if membership.user.id == user.id:
+            if membership.user.get_id() == user.get_id():
                 ui.navigate.to("/")
                 return
             member_list.refresh()

@@ -62,6 +62,7 @@ def register(services: Services) -> None:
                     .classes("text-slate-500")
             for website in websites:
                 website_card(services, website)
+        return None
 
 
 def website_card(services: Services, website: Website) -> None:
