@@ -19,7 +19,6 @@ from models.records import EventRecord, NewEvent
 from tests.sse_client import SSEReader
 from tests.test_live_stream import live_url, panel_cookie
 from ui.components.live_state import LiveState
-from ui.session import browser_id, sign_in
 
 WAIT = 50  # should_see retries 0.1 s apart: patience on a busy machine, not a speed limit
 
@@ -41,24 +40,13 @@ def record(website_id: str, pathname: str, visitor: str = "v1", **fields: Any) -
     return new_event(website_id, pathname, visitor, **fields).stored(next(_next_id))
 
 
-@pytest.fixture
-def as_member(user: Any) -> Any:
-    """Sign the simulated browser in as a given user through a test-only page."""
-    who: dict[str, Any] = {}
-
-    @ui.page("/test/sign-in")
-    def test_sign_in() -> None:
-        sign_in(who["user"])
-        who["browser"] = browser_id()
-        ui.label("signed in")
-
-    async def sign_in_as(person: Any) -> str:
-        who["user"] = person
-        await user.open("/test/sign-in")
-        await user.should_see("signed in")
-        return who["browser"]
-
-    return sign_in_as
+@pytest.mark.asyncio
+async def test_the_live_button_of_a_website_opens_its_live_page(user: Any, signed_in: Any,
+                                                                 website: Any) -> None:
+    await user.open(f"/websites/{website.id}")
+    user.find("Live").click()
+    await user.should_see("Example · live", retries=WAIT)
+    await user.should_see(marker="live-current")
 
 
 def text_of(user: Any, marker: str) -> str:
@@ -69,10 +57,8 @@ def text_of(user: Any, marker: str) -> str:
 
 
 @pytest.mark.asyncio
-async def test_the_page_follows_new_events_without_a_reload(user: Any, as_member: Any,
-                                                             admin: Any, website: Any,
-                                                             services: Any) -> None:
-    await as_member(admin)
+async def test_the_page_follows_new_events_without_a_reload(user: Any, signed_in: Any,
+                                                             website: Any, services: Any) -> None:
     await user.open(f"/websites/{website.id}/live")
     await user.should_see("Waiting for the first event…")
     assert text_of(user, "live-current") == "0"
@@ -106,9 +92,8 @@ async def test_the_page_follows_new_events_without_a_reload(user: Any, as_member
 
 
 @pytest.mark.asyncio
-async def test_the_feed_keeps_the_last_twenty_events(user: Any, as_member: Any, admin: Any,
+async def test_the_feed_keeps_the_last_twenty_events(user: Any, signed_in: Any,
                                                      website: Any, services: Any) -> None:
-    await as_member(admin)
     await user.open(f"/websites/{website.id}/live")
     services.hub.publish([record(website.id, f"/p{i:02d}/", f"v{i}") for i in range(30)])
     await user.should_see("/p29/", retries=WAIT)
@@ -119,13 +104,12 @@ async def test_the_feed_keeps_the_last_twenty_events(user: Any, as_member: Any, 
 
 
 @pytest.mark.asyncio
-async def test_times_are_shown_in_the_websites_time_zone(user: Any, as_member: Any, admin: Any,
+async def test_times_are_shown_in_the_websites_time_zone(user: Any, signed_in: Any,
                                                          website: Any, services: Any) -> None:
     website.timezone = "Asia/Kathmandu"  # UTC+05:45: no chance of matching UTC by accident
     website.save()
     ts = now_ms()
     await services.writer.write(new_event(website.id, "/clock", ts=ts))
-    await as_member(admin)
     await user.open(f"/websites/{website.id}/live")
     local = datetime.fromtimestamp(ts / 1000, ZoneInfo("Asia/Kathmandu")).strftime("%H:%M:%S")
     utc = datetime.fromtimestamp(ts / 1000, ZoneInfo("UTC")).strftime("%H:%M:%S")
@@ -135,13 +119,12 @@ async def test_times_are_shown_in_the_websites_time_zone(user: Any, as_member: A
 
 
 @pytest.mark.asyncio
-async def test_new_rows_are_highlighted_for_two_seconds(user: Any, as_member: Any, admin: Any,
+async def test_new_rows_are_highlighted_for_two_seconds(user: Any, signed_in: Any,
                                                         website: Any, services: Any,
                                                         monkeypatch: Any) -> None:
     clock = [1000.0]
     monkeypatch.setattr("ui.pages.live.LiveState", functools.partial(LiveState, lambda: clock[0]))
     await services.writer.write(new_event(website.id, "/old"))
-    await as_member(admin)
     await user.open(f"/websites/{website.id}/live")
     await user.should_see("/old")
 
@@ -188,7 +171,7 @@ def test_live_state_folds_events_and_says_when_to_redraw() -> None:
 
 
 @pytest.mark.asyncio
-async def test_events_do_not_redraw_the_page_themselves(user: Any, as_member: Any, admin: Any,
+async def test_events_do_not_redraw_the_page_themselves(user: Any, signed_in: Any,
                                                         website: Any, services: Any,
                                                         monkeypatch: Any) -> None:
     from ui.pages.live import LiveView
@@ -200,7 +183,6 @@ async def test_events_do_not_redraw_the_page_themselves(user: Any, as_member: An
         original(self)
 
     monkeypatch.setattr(LiveView, "redraw", counting_redraw)
-    await as_member(admin)
     await user.open(f"/websites/{website.id}/live")
     before = redraws[0]
     for i in range(200):  # 200 separate deliveries, no await in between
@@ -211,13 +193,12 @@ async def test_events_do_not_redraw_the_page_themselves(user: Any, as_member: An
 
 
 @pytest.mark.asyncio
-async def test_event_text_is_shown_as_text(user: Any, as_member: Any, admin: Any, website: Any,
+async def test_event_text_is_shown_as_text(user: Any, signed_in: Any, website: Any,
                                            services: Any) -> None:
     payload = "<img src=x onerror=window.__xss=1>"
     await services.writer.write(new_event(website.id, "/<script>alert(1)</script>",
                                           title=payload, props={"note": "<b>bold</b>"},
                                           source="<i>src</i>"))
-    await as_member(admin)
     await user.open(f"/websites/{website.id}/live")
     await user.should_see("/<script>alert(1)</script>")
     await user.should_see(payload)
@@ -227,11 +208,11 @@ async def test_event_text_is_shown_as_text(user: Any, as_member: Any, admin: Any
 
 
 @pytest.mark.asyncio
-async def test_a_stranger_sees_nothing_of_a_website(user: Any, as_member: Any, website: Any,
+async def test_a_stranger_sees_nothing_of_a_website(user: Any, sign_in_as: Any, website: Any,
                                                     services: Any) -> None:
     await services.writer.write(new_event(website.id, "/secret-page"))
-    stranger = create_user("stranger@example.com", "another password")
-    await as_member(stranger)
+    create_user("stranger@example.com", "another password")
+    await sign_in_as("stranger@example.com", "another password")
     await user.open(f"/websites/{website.id}/live")
     await user.should_see("Website not found")
     await user.should_not_see("/secret-page")
