@@ -92,6 +92,17 @@ async def test_the_page_follows_new_events_without_a_reload(user: Any, signed_in
 
 
 @pytest.mark.asyncio
+async def test_closing_the_page_unsubscribes_it(user: Any, signed_in: Any, website: Any,
+                                                services: Any) -> None:
+    await user.open(f"/websites/{website.id}/live")
+    await user.should_see(marker="live-current")
+    assert services.hub.listener_count(website.id) == 1
+    user.client.delete()  # what NiceGUI does once a closed tab's reconnect time has passed
+    assert services.hub.listener_count(website.id) == 0
+    services.hub.publish([record(website.id, "/nobody-watching")])
+
+
+@pytest.mark.asyncio
 async def test_the_feed_keeps_the_last_twenty_events(user: Any, signed_in: Any,
                                                      website: Any, services: Any) -> None:
     await user.open(f"/websites/{website.id}/live")
@@ -220,6 +231,15 @@ async def test_a_stranger_sees_nothing_of_a_website(user: Any, sign_in_as: Any, 
     assert services.hub.listener_count(website.id) == 0
     await user.open("/websites/no-such-website/live")
     await user.should_see("Website not found")
+
+
+@pytest.mark.asyncio
+async def test_signed_out_browsers_are_sent_to_sign_in(user: Any, website: Any,
+                                                       services: Any) -> None:
+    await user.open(f"/websites/{website.id}/live")
+    await user.should_see(marker="sign-in", retries=WAIT)
+    await user.should_not_see(marker="live-current")
+    assert services.hub.listener_count(website.id) == 0
 
 
 @pytest.mark.gen_test
