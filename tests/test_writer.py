@@ -3,13 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +15,7 @@ from models.entities import Event, Website
 from models.records import EventRecord, NewEvent
 from models.websites import create_website, delete_website
 from tests.conftest import BROWSER_UA
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.server_support import cli, free_port, start_server
 
 
 def new_event(website_id: str, n: int) -> NewEvent:
@@ -84,38 +77,6 @@ async def test_close_commits_everything_accepted(services: Any, website: Website
     assert Event.select().count() == 50
     with pytest.raises(WriterClosed):
         await writer.write(new_event(website.id, 99))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_server(data_dir: Path, port: int, **env: str) -> subprocess.Popen[bytes]:
-    environ = {**os.environ, "PULSE_DATA_DIR": str(data_dir), "PULSE_PORT": str(port),
-               "PULSE_HOST": "127.0.0.1", "PULSE_RATE_PER_IP": "0",
-               "PULSE_RATE_PER_WEBSITE": "0", **env}
-    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "serve"], env=environ,
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
-                return proc
-        except OSError:
-            if proc.poll() is not None:
-                output = proc.stdout.read().decode() if proc.stdout else "died"
-                raise AssertionError(output) from None
-            time.sleep(0.1)
-    proc.kill()
-    raise AssertionError("the server did not start")
-
-
-def cli(data_dir: Path, *args: str) -> str:
-    return subprocess.run([sys.executable, str(ROOT / "app.py"), *args], cwd=ROOT, check=True,
-                          capture_output=True, text=True,
-                          env={**os.environ, "PULSE_DATA_DIR": str(data_dir)}).stdout.strip()
 
 
 @pytest.mark.slow

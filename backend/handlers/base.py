@@ -42,6 +42,10 @@ class BaseHandler(tornado.web.RequestHandler):
                                     self.get_cookie(SESSION_COOKIE))
         return user
 
+    def compute_etag(self) -> str | None:
+        """No ETag: API answers are live state, never a ``304 Not Modified``."""
+        return None
+
     def write_json(self, status: int, payload: dict[str, Any]) -> None:
         """Answer ``payload`` as JSON with ``status``."""
         self.set_status(status)

@@ -24,9 +24,10 @@ KNOWN_FIELDS = frozenset({
     # Plausible's tracker (POST /api/event) uses short names; they are mapped in plausible_body.
 })
 
-_EVENT_TYPE = re.compile(r"^[A-Za-z0-9_.:\- ]+$")
-_ID = re.compile(r"^[A-Za-z0-9_\-.:]+$")
+_EVENT_TYPE = re.compile(r"[A-Za-z0-9_.:\- ]+")  # used with fullmatch: "$" lets "\n" through
+_ID = re.compile(r"[A-Za-z0-9_\-.:]+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_SURROGATE = re.compile("[\ud800-\udfff]")  # JSON's "\ud800" escapes: not storable as UTF-8
 
 
 class ValidationError(ValueError):
@@ -60,12 +61,17 @@ def decode_body(body: bytes) -> dict[str, Any]:
     if not body.strip():
         raise ValidationError("body", "is empty; send a JSON object")
     try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        data = json.loads(body, parse_constant=_reject_constant)
+    except (ValueError, RecursionError):  # also integers past Python's 4,300-digit limit
         raise ValidationError("body", "is not valid JSON") from None
     if not isinstance(data, dict):
         raise ValidationError("body", "must be a JSON object")
     return data
+
+
+def _reject_constant(name: str) -> Any:
+    """NaN and Infinity are Python's JSON extensions, not JSON."""
+    raise ValueError(f"{name} is not JSON")
 
 
 def _string(data: dict[str, Any], name: str, limit: int, *, required: bool = False) -> str:
@@ -80,12 +86,14 @@ def _string(data: dict[str, Any], name: str, limit: int, *, required: bool = Fal
         raise ValidationError(name, f"is longer than {limit} characters")
     if "\x00" in value:
         raise ValidationError(name, "must not contain NUL characters")
+    if _SURROGATE.search(value):
+        raise ValidationError(name, "must not contain unpaired surrogates")
     return value
 
 
 def _identifier(data: dict[str, Any], name: str) -> str:
     value = _string(data, name, MAX_ID)
-    if value and not _ID.match(value):
+    if value and not _ID.fullmatch(value):
         raise ValidationError(name, "may only hold letters, digits and - _ . :")
     return value
 
@@ -99,10 +107,10 @@ def _props(value: Any) -> dict[str, str | int | float | bool | None]:
         raise ValidationError("props", f"has more than {MAX_PROPS} keys")
     props: dict[str, str | int | float | bool | None] = {}
     for key, item in value.items():
-        if not key or len(key) > MAX_PROP_KEY or _CONTROL.search(key):
+        if not key or len(key) > MAX_PROP_KEY or _CONTROL.search(key) or _SURROGATE.search(key):
             raise ValidationError("props", f"keys must be 1–{MAX_PROP_KEY} printable characters")
         if isinstance(item, str):
-            if len(item) > MAX_PROP_VALUE or "\x00" in item:
+            if len(item) > MAX_PROP_VALUE or "\x00" in item or _SURROGATE.search(item):
                 raise ValidationError(f"props.{key}", f"must be at most {MAX_PROP_VALUE} "
                                       "characters, without NUL")
         elif isinstance(item, bool) or item is None:
@@ -120,7 +128,7 @@ def validate(data: dict[str, Any]) -> TrackPayload:
     """Check a decoded body against the limits; raise ValidationError naming the field."""
     website_id = _string(data, "website_id", MAX_ID, required=True)
     event_type = _string(data, "event_type", MAX_EVENT_TYPE, required=True)
-    if not _EVENT_TYPE.match(event_type):
+    if not _EVENT_TYPE.fullmatch(event_type):
         raise ValidationError("event_type", "may only hold letters, digits, spaces and - _ . :")
     pathname = _string(data, "pathname", MAX_PATHNAME, required=True)
     if not pathname.startswith("/"):
@@ -130,6 +138,8 @@ def validate(data: dict[str, Any]) -> TrackPayload:
     pathname, _, query = pathname.partition("?")
     pathname = pathname.split("#", 1)[0] or "/"
     screen_width = data.get("screen_width")
+    if isinstance(screen_width, float) and screen_width.is_integer():
+        screen_width = int(screen_width)  # JSON has one number type: 1280.0 is 1280
     if screen_width is not None and (
         isinstance(screen_width, bool) or not isinstance(screen_width, int)
         or not 0 < screen_width <= MAX_SCREEN_WIDTH
