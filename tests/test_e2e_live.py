@@ -56,11 +56,11 @@ def site(tmp_path: Path) -> Iterator[Site]:
     pulse_cli(data_dir, "create-user", EMAIL, "--password-stdin", stdin=PASSWORD + "\n")
     website_id = pulse_cli(data_dir, "create-website", "shop.example", "--name", "Shop",
                            "--timezone", "Europe/Berlin").splitlines()[-1].strip()
-    pulse = PulseProcess(data_dir).start()
+    started = Site(data_dir, website_id, PulseProcess(data_dir).start())
     try:
-        yield Site(data_dir, website_id, pulse)
+        yield started
     finally:
-        pulse.stop()
+        started.pulse.stop()  # the one running now (the test restarts the server)
 
 
 def same_port(data_dir: Path, port: int) -> PulseProcess:
