@@ -16,7 +16,7 @@ import tornado.netutil
 import tornado.web
 
 from backend.auth import AccountError, LoginThrottle, create_user
-from backend.handlers.base import JSONErrorHandler
+from backend.handlers.base import JSONErrorHandler, hide_client_addresses
 from backend.handlers.live import LiveStreamHandler
 from backend.handlers.status import STATIC_DIR, HealthHandler, MetricsHandler, TrackerScriptHandler
 from backend.handlers.track import TrackHandler
@@ -74,6 +74,7 @@ def log_request(handler: tornado.web.RequestHandler) -> None:
 
 def make_app(services: Services, fallback: list[Any] | None = None) -> tornado.web.Application:
     """The Tornado application: the public API, then ``fallback`` routes (the panel)."""
+    hide_client_addresses()
     deps = {"services": services}
     routes: list[Any] = [
         (r"/web/analytics/track", TrackHandler, deps),

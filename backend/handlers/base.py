@@ -7,6 +7,7 @@ import logging
 from types import TracebackType
 from typing import Any
 
+import tornado.httpserver
 import tornado.web
 
 from backend.auth import SESSION_COOKIE, user_from_authorization, user_from_cookie
@@ -14,6 +15,26 @@ from backend.services import Services
 from models.entities import User
 
 log = logging.getLogger("pulse.http")
+
+
+class HideClientAddress(logging.Filter):
+    """Tornado names the peer in a few log lines ("Malformed HTTP message from 192.0.2.1");
+    Pulse never logs IP addresses, so the peer becomes "a client"."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Replace any connection context among the arguments; never drop the record."""
+        context = tornado.httpserver._HTTPRequestContext
+        if isinstance(record.args, tuple) and any(isinstance(a, context) for a in record.args):
+            record.args = tuple("a client" if isinstance(a, context) else a
+                                for a in record.args)
+        return True
+
+
+def hide_client_addresses() -> None:
+    """Install ``HideClientAddress`` on Tornado's connection logger (once)."""
+    logger = logging.getLogger("tornado.general")
+    if not any(isinstance(f, HideClientAddress) for f in logger.filters):
+        logger.addFilter(HideClientAddress())
 
 
 class ApiError(tornado.web.HTTPError):
