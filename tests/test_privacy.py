@@ -14,8 +14,10 @@ import pytest
 
 from backend.auth import create_user
 from models.db import database
-from models.entities import ApiToken, hash_token
+from models.entities import ApiToken, User, hash_token
+from models.websites import create_website
 from tests.server_support import cli, free_port, start_server
+from tests.sse_client import SSEReader
 
 PASSWORD = "Distinctive-Passw0rd-5521"
 PROXY_IP = "203.0.113.77"  # TEST-NET-3: the visitor, as a reverse proxy reports it
@@ -135,3 +137,45 @@ def test_no_ip_address_or_user_agent_is_stored_or_logged(tmp_path: Path) -> None
     for name, content in [*running.items(), *stopped.items(), ("server log", logged)]:
         for secret in (PROXY_IP, SOCKET_IP, MARKER, PROBE_UA[:60]):
             assert secret.encode() not in content, f"{secret!r} found in {name}"
+
+
+async def live_status(http_client: Any, base_url: str, website_id: str,
+                      headers: dict[str, str]) -> int:
+    response = await http_client.fetch(
+        f"{base_url}/admin/analytics/live?website_id={website_id}", headers=headers,
+        raise_error=False, request_timeout=10)
+    return response.code
+
+
+@pytest.mark.gen_test
+async def test_the_live_stream_shows_nobody_what_is_not_theirs(http_client: Any, base_url: str,
+                                                                website: Any, token: str) -> None:
+    """Forged cookies, tokens of removed users, tokens revoked after use, other users'
+    websites: all refused before a single frame."""
+    assert await live_status(http_client, base_url, "nope", {}) == 401
+    for cookie in ("session=forged", "session=" + "A" * 4000, "pulse_session=1|2|3",
+                   "session=eyJhIjoxfQ==.Zm9v.YmFy"):
+        assert await live_status(http_client, base_url, website.id, {"Cookie": cookie}) == 401
+    for header in (f"Bearer {token}x", f"Bearer {token[:-1]}", f"bearer{token}",
+                   f"Token {token}", "Bearer " + "x" * 300, "Bearer "):
+        assert await live_status(http_client, base_url, website.id,
+                                 {"Authorization": header}) == 401
+    stranger = create_user("stranger@example.com", "another password")
+    record, stranger_token = ApiToken.issue(stranger)
+    own = create_website("stranger.example.org", owner=stranger)
+    as_stranger = {"Authorization": f"Bearer {stranger_token}"}
+    assert await live_status(http_client, base_url, website.id, as_stranger) == 403
+    # The stranger's own website is theirs (a short-lived stream: its head says 200).
+    reader = SSEReader(f"{base_url}/admin/analytics/live?website_id={own.id}",
+                       as_stranger).start()
+    try:
+        await reader.wait_for(lambda r: r.of_type("connected"))
+        assert reader.status == 200
+    finally:
+        reader.close()
+    record.revoke()
+    assert await live_status(http_client, base_url, own.id, as_stranger) == 401
+    _, gone_token = ApiToken.issue(stranger)
+    User.delete().where(User.id == stranger.id).execute()
+    assert await live_status(http_client, base_url, own.id,
+                             {"Authorization": f"Bearer {gone_token}"}) == 401
