@@ -93,8 +93,9 @@ def main() -> int:
               file=sys.stderr)
         return 2
     _, load_cpu = cpus()
-    with contextlib.suppress(OSError, AttributeError):
-        os.sched_setaffinity(0, {int(load_cpu)})
+    if load_cpu is not None:
+        with contextlib.suppress(OSError, AttributeError):
+            os.sched_setaffinity(0, {int(load_cpu)})
     install_uvloop()
     facts = machine_facts()
     targets = [args.only] if args.only else ["nchan", "pulse"]

@@ -71,8 +71,11 @@ def machine_facts() -> dict[str, Any]:
     }
 
 
-def cpus() -> tuple[str, str]:
-    """The core for servers and the core for load generators (the last one)."""
+def cpus() -> tuple[str | None, str | None]:
+    """The core for servers and the core for load generators (the last one); none with
+    BENCH_PIN=0."""
+    if os.environ.get("BENCH_PIN") == "0":
+        return None, None
     n = os.cpu_count() or 1
     return ("0", str(n - 1)) if n > 1 else ("0", "0")
 
@@ -91,6 +94,14 @@ def rss_kb(pid: int) -> int:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process has used so far."""
+    with contextlib.suppress(OSError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return 0.0
 
 
 def children(pid: int) -> list[int]:
@@ -169,6 +180,10 @@ class Pulse:
         """The server's resident set size."""
         return rss_kb(self.proc.pid)
 
+    def cpu_seconds(self) -> float:
+        """CPU time the server has used so far."""
+        return cpu_seconds(self.proc.pid)
+
 
 def pulse_env(data_dir: Path, port: int, **extra: str) -> dict[str, str]:
     """The environment of a benchmarked Pulse: loopback, rate limits off, quiet logs."""
@@ -214,6 +229,40 @@ def pulse_server(cpu: str | None = None, **extra_env: str) -> Iterator[Pulse]:
             if errors:
                 print(f"  [pulse log: {len(errors)} ERROR lines, first: {errors[0][:200]}]",
                       file=sys.stderr)
+
+
+@contextlib.contextmanager
+def py_spy(pid: int, out: Path | None) -> Iterator[None]:
+    """Sample ``pid`` with py-spy into ``out`` (collapsed stacks) while the block runs."""
+    if out is None or shutil.which("py-spy", path=str(Path(PYTHON).parent)) is None:
+        yield
+        return
+    spy = subprocess.Popen([str(Path(PYTHON).parent / "py-spy"), "record", "--pid", str(pid),
+                            "--format", "raw", "--rate", "200", "--nonblocking", "-o", str(out)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield
+    finally:
+        spy.send_signal(signal.SIGINT)
+        try:
+            spy.wait(30)
+        except subprocess.TimeoutExpired:
+            spy.kill()
+
+
+def top_frames(collapsed: Path, n: int = 15) -> list[tuple[str, float]]:
+    """The functions with the most self time (share of samples) in a py-spy raw profile."""
+    own: dict[str, int] = {}
+    total = 0
+    for line in collapsed.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        leaf = stack.split(";")[-1]
+        own[leaf] = own.get(leaf, 0) + int(count)
+        total += int(count)
+    ranked = sorted(own.items(), key=lambda kv: -kv[1])[:n]
+    return [(name, count / total) for name, count in ranked] if total else []
 
 
 # -- nginx + nchan -----------------------------------------------------------------------------
@@ -264,6 +313,10 @@ class Nchan:
     def rss_kb(self) -> int:
         """Master plus workers' resident set size."""
         return rss_kb(self.proc.pid) + sum(rss_kb(c) for c in children(self.proc.pid))
+
+    def cpu_seconds(self) -> float:
+        """CPU time master and workers have used so far."""
+        return cpu_seconds(self.proc.pid) + sum(cpu_seconds(c) for c in children(self.proc.pid))
 
 
 def nchan_available() -> bool:

@@ -1,10 +1,10 @@
 """Thousands of SSE subscribers from one process, cheap enough not to be the bottleneck.
 
 A raw asyncio protocol per stream (uvloop when installed): it sends a plain HTTP/1.1 GET and
-reads the response as bytes. With ``pattern`` set it finds every message's sequence number and
-send time (``"sq":N,"st":MICROSECONDS``, monotonic clock) in the complete frames received, and
-records post→receive latency and order per stream. Chunked transfer framing sits between frames,
-never inside one, so the frames can be matched without de-chunking.
+reads the response as bytes. With ``pattern`` set it finds every message's SSE id and send time
+(``"st":MICROSECONDS`` in its props, monotonic clock) in the complete frames received, and
+records post→receive latency and order (ids increasing) per stream. Chunked transfer framing
+sits between frames, never inside one, so the frames can be matched without de-chunking.
 
 Run as a script it holds ``--streams`` subscribers for ``--seconds`` and prints a JSON summary
 (used by B1, whose subscribers only need to drain what they are sent).
@@ -29,8 +29,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import raise_nofile  # noqa: E402
 
-PULSE_PATTERN = re.compile(rb'^data: \{"type":"new_event"[^\n]*?"sq":(\d+),"st":(\d+)', re.M)
-PLAIN_PATTERN = re.compile(rb'^data: [^\n]*?"sq":(\d+),"st":(\d+)', re.M)
+PULSE_PATTERN = re.compile(
+    rb'^id: ([\d:]+)\ndata: \{"type":"new_event"[^\n]*?"sq":(\d+),"st":(\d+)', re.M)
+PLAIN_PATTERN = re.compile(rb'^id: ([\d:]+)\ndata: [^\n]*?"sq":(\d+),"st":(\d+)', re.M)
+# What the subscribers that only count look for: one occurrence per message.
+PULSE_NEEDLE = b'\ndata: {"type":"new_event"'
+PLAIN_NEEDLE = b'"sq":'
+
 
 
 def now_us() -> int:
@@ -55,15 +60,16 @@ class SubscriberProtocol(asyncio.Protocol):
     """One SSE subscriber."""
 
     def __init__(self, request: bytes, totals: Totals, pattern: re.Pattern[bytes] | None,
-                 ready: asyncio.Future[None] | None = None) -> None:
+                 ready: asyncio.Future[None] | None = None, needle: bytes | None = None) -> None:
         self.request = request
         self.totals = totals
         self.pattern = pattern
+        self.needle = needle
         self.ready = ready
         self.buffer = b""
         self.headers_done = False
         self.status = 0
-        self.last_seq = -1
+        self.last_id: tuple[int, ...] = ()
         self.count = 0
         self.transport: asyncio.Transport | None = None
 
@@ -91,7 +97,7 @@ class SubscriberProtocol(asyncio.Protocol):
                 totals.refused += 1
             if self.ready is not None and not self.ready.done():
                 self.ready.set_result(None)
-        if self.pattern is None:
+        if self.pattern is None and self.needle is None:
             return
         buf = self.buffer + data if self.buffer else data
         end = buf.rfind(b"\n\n")
@@ -99,19 +105,24 @@ class SubscriberProtocol(asyncio.Protocol):
             self.buffer = buf
             return
         self.buffer = buf[end + 2:]
+        if self.pattern is None:  # count only
+            count = buf.count(self.needle, 0, end + 1)  # type: ignore[arg-type]
+            self.count += count
+            totals.messages += count
+            return
         latencies = totals.latencies_us
-        last = self.last_seq
+        last = self.last_id
         count = 0
         for match in self.pattern.finditer(buf, 0, end + 1):
-            seq = int(match[1])
-            latencies.append(now - int(match[2]))
-            if seq <= last:
+            event_id = tuple(map(int, match[1].split(b":")))
+            latencies.append(now - int(match[3]))
+            if event_id <= last:
                 totals.out_of_order += 1
-            last = seq
+            last = event_id
             count += 1
         self.count += count
         totals.messages += count
-        self.last_seq = last
+        self.last_id = last
 
     def connection_lost(self, exc: Exception | None) -> None:
         """Count closed streams."""
@@ -137,18 +148,25 @@ async def open_streams(host: str, port: int, path: str, count: int, *,
                        headers: dict[str, str] | None = None,
                        pattern: re.Pattern[bytes] | None = None, totals: Totals | None = None,
                        concurrency: int = 200, timeout: float = 60.0,
+                       needle: bytes | None = None, sample: int | None = None,
                        ) -> tuple[list[SubscriberProtocol], Totals]:
-    """Open ``count`` subscribers (``concurrency`` at a time) and wait for their headers."""
+    """Open ``count`` subscribers (``concurrency`` at a time) and wait for their headers.
+
+    With ``sample`` set, only that many match ``pattern`` (ids, order, latency); the others
+    count ``needle`` occurrences, which is all a delivery count needs and much cheaper.
+    """
     loop = asyncio.get_running_loop()
     totals = totals or Totals()
     request = build_request(host, port, path, headers or {})
     streams: list[SubscriberProtocol] = []
     gate = asyncio.Semaphore(concurrency)
 
-    async def one() -> None:
+    async def one(i: int) -> None:
         async with gate:
             ready: asyncio.Future[None] = loop.create_future()
-            protocol = SubscriberProtocol(request, totals, pattern, ready)
+            full = sample is None or i < sample
+            protocol = SubscriberProtocol(request, totals, pattern if full else None, ready,
+                                          None if full else needle)
             streams.append(protocol)
             try:
                 await loop.create_connection(lambda: protocol, host, port)
@@ -156,7 +174,7 @@ async def open_streams(host: str, port: int, path: str, count: int, *,
             except OSError:
                 totals.refused += 1
 
-    await asyncio.wait_for(asyncio.gather(*(one() for _ in range(count))), timeout)
+    await asyncio.wait_for(asyncio.gather(*(one(i) for i in range(count))), timeout)
     return streams, totals
 
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
-from typing import Any
 
 from backend.handlers.base import ApiError, BaseHandler
 from backend.live.hub import HubMessage, encode_event, encode_frame
-from backend.live.sse import LiveStream
+from backend.live.sse import LiveStream, SocketWriter, frames_after
 from models.entities import Membership, Website
+
+log = logging.getLogger("pulse.sse")
+access_log = logging.getLogger("pulse.access")
 
 _EVENT_ID = re.compile(r"[0-9]{1,18}")
 
@@ -27,10 +30,9 @@ def parse_last_event_id(value: str | None) -> int | None:
 class LiveStreamHandler(BaseHandler):
     """Streams a website's live view: ``connected``, then replay, then ``new_event``/``stats``."""
 
-    stream: LiveStream | None = None
-
     async def get(self) -> None:
-        """Authenticate, check membership, then stream until the client leaves."""
+        """Authenticate, check membership, send the headers, the connected frame and any replay,
+        then hand the connection to the website's channel."""
         services = self.services
         user = self.current_user
         if user is None:
@@ -53,35 +55,43 @@ class LiveStreamHandler(BaseHandler):
         self.set_header("Content-Type", "text/event-stream; charset=utf-8")
         self.set_header("Cache-Control", "no-cache, no-transform")
         self.set_header("X-Accel-Buffering", "no")
-        stream = self.stream = LiveStream(
-            website_id, user.id, self._write_chunk, self.finish,
-            max_backlog=services.settings.sse_max_backlog, metrics=services.metrics)
-        services.streams.add(stream)
+        self.set_header("Connection", "close")
+        # From here the connection is the stream's: Tornado's HTTP machinery (and this handler)
+        # let go of it, which keeps an idle stream small. The body ends when the connection does.
+        version = b"HTTP/1.1" if self.request.version == "HTTP/1.1" else b"HTTP/1.0"
+        head = b"".join(b"%s: %s\r\n" % (name.encode("latin-1"), value.encode("latin-1"))
+                        for name, value in self._headers.get_all())  # the headers set so far
+        iostream = self.detach()
+        iostream.write(version + b" 200 OK\r\n" + head + b"\r\n")
+        writer = SocketWriter(iostream)
+        streams = services.streams
+        stream = LiveStream(
+            website_id, user.id, writer.write, writer.close,
+            max_backlog=services.settings.sse_max_backlog, metrics=services.metrics,
+            scheduler=streams)
+        iostream.set_close_callback(lambda: stream.close("gone"))
+        streams.add(stream)
+        access_log.debug("200 GET %s (live stream)", self.request.path)
         hub = services.hub
-        # Live frames queue up from here on; the replay below is deduplicated against them.
-        buffered: list[HubMessage] | None = []
-
-        def on_message(message: HubMessage) -> None:
-            if buffered is not None:
-                buffered.append(message)
-            else:
-                self._forward(stream, message)
-
-        unsubscribe = hub.subscribe(website_id, on_message)
+        # Live messages wait here during the replay, which they are deduplicated against; then
+        # the stream joins its website's channel and this coroutine ends.
+        buffered: list[HubMessage] = []
+        unsubscribe = hub.subscribe(website_id, buffered.append)
         try:
             stream.send(b"retry: 3000\n\n", "retry")
             stats = hub.stats(website_id)
             stream.send(encode_frame("connected", stats.snapshot()), "connected")
             if last_id is not None:
                 await self._replay(stream, website_id, last_id)
-            pending: list[HubMessage] = buffered or []
-            buffered = None
-            for message in pending:
-                self._forward(stream, message)
-            await stream.closed
+        except Exception:
+            log.exception("opening a live stream of %s failed", website_id)
+            stream.close("error")
         finally:
             unsubscribe()
-            services.streams.remove(stream)
+        for message in buffered:
+            _forward(stream, message)
+        if not stream.closed.done():
+            streams.join(stream, hub)
 
     async def _replay(self, stream: LiveStream, website_id: str, last_id: int) -> None:
         hub = self.services.hub
@@ -99,33 +109,16 @@ class LiveStreamHandler(BaseHandler):
             stream.send(b"".join(encode_event(e) for e in events), "new_event", len(events))
             stream.last_event_id = events[-1].id
 
-    def _forward(self, stream: LiveStream, message: HubMessage) -> None:
-        if message.kind == "stats":
-            stream.send(message.frame, "stats")
-            return
-        events = message.events
-        if events and events[-1].id <= stream.last_event_id:
-            return  # all of it was replayed already
-        if events and events[0].id <= stream.last_event_id:
-            fresh = [e for e in events if e.id > stream.last_event_id]
-            stream.send(b"".join(encode_event(e) for e in fresh), "new_event", len(fresh))
-        else:
-            stream.send(message.frame, "new_event", len(events))
-        stream.last_event_id = events[-1].id
 
-    def _write_chunk(self, data: bytes) -> Any:
-        self.write(data)
-        return self.flush()
-
-    def on_connection_close(self) -> None:
-        """The client went away: end the stream."""
-        if self.stream is not None:
-            self.stream.close("gone")
-
-    def on_finish(self) -> None:
-        """The response is over (normally or after an error)."""
-        if self.stream is not None:
-            self.stream.close("gone")
+def _forward(stream: LiveStream, message: HubMessage) -> None:
+    """Send a message that arrived during the replay, minus the events already replayed."""
+    if message.kind == "stats":
+        stream.send(message.frame, "stats")
+        return
+    data, count = frames_after(message, stream.last_event_id)
+    if count:
+        stream.send(data, "new_event", count)
+        stream.last_event_id = message.events[-1].id
 
 
 def _frame_id(frame: bytes) -> int:
