@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -24,14 +25,34 @@ class WriterClosed(RuntimeError):
     """The writer is shutting down and takes no more events."""
 
 
+_FIELDS = [f for f in Event._meta.sorted_fields if f.name != "id"]
+_SQLITE_INSERT = 'INSERT INTO "{}" ({}) VALUES ({})'.format(
+    Event._meta.table_name, ", ".join(f'"{f.column_name}"' for f in _FIELDS),
+    ", ".join("?" * len(_FIELDS)))
+
+
+def _insert_sqlite(db: peewee.SqliteDatabase, events: Sequence[NewEvent]) -> list[int | None]:
+    """One ``executemany`` in one transaction: a fraction of the GIL time peewee's query
+    building takes (the writer thread competes with the event loop for it)."""
+    rows = [tuple(row[f.name] for f in _FIELDS) for row in (e.row() for e in events)]
+    with db.atomic():
+        connection = db.connection()
+        connection.executemany(_SQLITE_INSERT, rows)
+        last = connection.execute("SELECT last_insert_rowid()").fetchone()[0]
+    # The transaction held SQLite's write lock throughout: the rowids are consecutive.
+    return list(range(last - len(rows) + 1, last + 1))
+
+
 def store_batch(events: Sequence[NewEvent]) -> list[int | None]:
     """Insert ``events`` in one transaction; return their ids (None for a row that failed)."""
     db = database.obj
     try:
+        if isinstance(db, peewee.SqliteDatabase):
+            return _insert_sqlite(db, events)
         with db.atomic():
             cursor = Event.insert_many([e.row() for e in events]).returning(Event.id).tuples()
             return [row[0] for row in cursor.execute()]
-    except peewee.IntegrityError:
+    except (peewee.IntegrityError, sqlite3.IntegrityError):
         if len(events) == 1:
             return [None]
     # One bad row (its website was deleted meanwhile) must not sink the others.
