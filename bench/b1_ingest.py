@@ -29,6 +29,7 @@ from bench.common import (  # noqa: E402
     machine_facts,
     median,
     pulse_server,
+    py_spy,
     run_wrk,
     stop_process,
     taskset,
@@ -101,32 +102,35 @@ def run_pulse(args: argparse.Namespace, panels: int = 0) -> dict[str, Any]:
     with pulse_server(server_cpu) as pulse, \
             subscribers(pulse.port, pulse.live_path, pulse.token, args.subscribers, hold,
                         load_cpu) as subs, \
-            open_panels(pulse, panels, load_cpu):
+            open_panels(pulse, panels, load_cpu) as shown:
         url = pulse.base + "/web/analytics/track"
         env = wrk_env(pulse.website_id, args.visitors)
         run_wrk(url, LUA, connections=args.connections, seconds=args.warmup, threads=1,
                 cpu=load_cpu, env=env)
-        result = run_wrk(url, LUA, connections=args.connections, seconds=args.seconds,
-                         threads=1, cpu=load_cpu, env=env)
+        profile = Path(args.profile) if args.profile else None
+        with py_spy(pulse.proc.pid, profile):
+            result = run_wrk(url, LUA, connections=args.connections, seconds=args.seconds,
+                             threads=1, cpu=load_cpu, env=env)
         rss = pulse.rss_kb()
         subs.terminate()
         summary_text, _ = subs.communicate(timeout=30)
     summary = json.loads(summary_text.strip().splitlines()[-1]) if summary_text.strip() else {}
     return {"rps": result.rps, "p50_ms": result.p50_ms, "p99_ms": result.p99_ms,
             "non_2xx": result.non_2xx, "socket_errors": result.socket_errors,
-            "requests": result.requests, "rss_kb": rss, "subscribers": summary}
+            "requests": result.requests, "rss_kb": rss, "subscribers": summary,
+            "panels": shown}
 
 
 @contextlib.contextmanager
-def open_panels(pulse: Any, count: int, cpu: str | None) -> Iterator[None]:
+def open_panels(pulse: Any, count: int, cpu: str | None) -> Iterator[dict[str, Any]]:
     """Open ``count`` signed-in live pages in headless Chromium (B4); nothing for 0."""
     if count <= 0:
-        yield
+        yield {}
         return
     from bench.panels import live_pages
 
-    with live_pages(pulse, count, cpu):
-        yield
+    with live_pages(pulse, count, cpu) as shown:
+        yield shown
 
 
 def main() -> int:
@@ -140,6 +144,7 @@ def main() -> int:
     parser.add_argument("--visitors", type=int, default=5000)
     parser.add_argument("--panels", type=int, default=0,
                         help="B4: live dashboard pages open; the baseline is then Pulse with none")
+    parser.add_argument("--profile", help="py-spy Pulse during the measured runs, into this file")
     parser.add_argument("--name", default="", help="results file name (default b1 / b4)")
     args = parser.parse_args()
 

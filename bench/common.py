@@ -258,7 +258,7 @@ def top_frames(collapsed: Path, n: int = 15) -> list[tuple[str, float]]:
         stack, _, count = line.rpartition(" ")
         if not count.isdigit():
             continue
-        leaf = stack.split(";")[-1]
+        leaf = re.sub(r":\d+\)$", ")", stack.split(";")[-1])  # one row per function
         own[leaf] = own.get(leaf, 0) + int(count)
         total += int(count)
     ranked = sorted(own.items(), key=lambda kv: -kv[1])[:n]
@@ -397,9 +397,9 @@ def run_wrk(url: str, script: Path, *, connections: int, seconds: float, threads
 
 
 def write_json(name: str, payload: dict[str, Any]) -> Path:
-    """Keep a run's raw figures in bench/results/NAME.json."""
-    out = BENCH / "results"
-    out.mkdir(exist_ok=True)
+    """Keep a run's raw figures in bench/results/NAME.json (or $BENCH_RESULTS_DIR)."""
+    out = Path(os.environ.get("BENCH_RESULTS_DIR") or BENCH / "results")
+    out.mkdir(parents=True, exist_ok=True)
     path = out / f"{name}.json"
     path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
     return path

@@ -1,0 +1,119 @@
+"""The benchmark scripts keep working: each runs in a tiny smoke mode (seconds, a handful of
+clients) and its JSON has the figures RESULTS.md quotes. Nothing here asserts a speed."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench.common import nchan_available, parse_wrk
+from bench.sse_load import PLAIN_PATTERN, PULSE_PATTERN, SubscriberProtocol, Totals
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_bench(tmp_path: Path, script: str, *args: str, timeout: float = 180) -> dict[str, Any]:
+    """Run bench/SCRIPT with ARGS; return the JSON it kept."""
+    env = {**os.environ, "BENCH_RESULTS_DIR": str(tmp_path)}
+    out = subprocess.run([sys.executable, str(ROOT / "bench" / script), *args, "--name", "smoke"],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout,
+                         check=False)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    return json.loads((tmp_path / "smoke.json").read_text())
+
+
+def feed(protocol: SubscriberProtocol, *chunks: bytes) -> None:
+    for chunk in chunks:
+        protocol.data_received(chunk)
+
+
+def test_the_subscriber_parses_frames_split_anywhere() -> None:
+    totals = Totals()
+    protocol = SubscriberProtocol(b"", totals, PULSE_PATTERN)
+    frame = (b'id: %d\ndata: {"type":"new_event","data":{"id":%d,"props":{"sq":%d,"st":1}}}\n\n')
+    body = b"retry: 3000\n\n" + b"".join(frame % (i, i, i) for i in (5, 6, 4))
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n"
+    stream = head + body
+    feed(protocol, stream[:20], stream[20:77], stream[77:140], stream[140:])
+    assert totals.connected == 1
+    assert protocol.count == 3 and totals.messages == 3
+    assert totals.out_of_order == 1  # 4 after 6
+    assert len(totals.latencies_us) == 3
+
+
+def test_the_subscriber_reads_nchan_ids_and_skips_stats_frames() -> None:
+    totals = Totals()
+    protocol = SubscriberProtocol(b"", totals, PLAIN_PATTERN)
+    feed(protocol, b"HTTP/1.1 200 OK\r\n\r\n: hi\n\n",
+         b'id: 17:9\ndata: {"props":{"sq":0,"st":1}}\n\n',
+         b'id: 18:0\ndata: {"props":{"sq":1,"st":2}}\n\n')
+    assert protocol.count == 2 and totals.out_of_order == 0
+    pulse = SubscriberProtocol(b"", Totals(), PULSE_PATTERN)
+    feed(pulse, b"HTTP/1.1 200 OK\r\n\r\n",
+         b'data: {"type":"stats","data":{"recentEvents":[{"props":{"sq":1,"st":2}}]}}\n\n')
+    assert pulse.count == 0
+
+
+def test_parse_wrk_reads_rate_latency_and_errors() -> None:
+    out = """Running 10s test @ http://127.0.0.1:1/web/analytics/track
+  Latency Distribution
+     50%    7.43ms
+     99%   21.50ms
+  31234 requests in 10.01s, 4.1MB read
+  Socket errors: connect 0, read 2, write 0, timeout 1
+  Non-2xx or 3xx responses: 4
+Requests/sec:   3120.41
+"""
+    result = parse_wrk(out)
+    assert (result.rps, result.p50_ms, result.p99_ms) == (3120.41, 7.43, 21.5)
+    assert (result.requests, result.non_2xx, result.socket_errors) == (31234, 4, 3)
+
+
+@pytest.mark.slow
+def test_b5_window_smoke(tmp_path: Path) -> None:
+    data = run_bench(tmp_path, "b5_window.py", "--rounds", "1", "--events", "2000",
+                     "--sizes", "100,1000")
+    assert set(data["summary"]) == {"100", "1000"}
+    assert data["summary"]["1000"]["add_us"] > 0 and data["summary"]["1000"]["stats_ms"] > 0
+    assert data["machine"]["nproc"] >= 1
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed")
+def test_b1_ingest_smoke(tmp_path: Path) -> None:
+    data = run_bench(tmp_path, "b1_ingest.py", "--rounds", "1", "--seconds", "1",
+                     "--warmup", "1", "--connections", "4", "--subscribers", "3")
+    pulse = data["rounds"][0]["pulse"]
+    assert pulse["requests"] > 0 and pulse["non_2xx"] == 0
+    assert pulse["subscribers"]["connected"] == 3
+    assert data["rounds"][0]["baseline"]["rps"] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not nchan_available(), reason="nginx with nchan is not installed")
+def test_b2_fanout_smoke(tmp_path: Path) -> None:
+    data = run_bench(tmp_path, "b2_fanout.py", "--rounds", "1", "--subscribers", "4",
+                     "--sample", "2", "--rate", "20", "--seconds", "1", "--drain", "5")
+    for target in ("pulse", "nchan"):
+        run = data["rounds"][0][target]
+        assert run["connected"] == 4, run
+        assert run["delivered"] == run["expected"] == 4 * 20, run
+        assert run["out_of_order"] == 0
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not nchan_available(), reason="nginx with nchan is not installed")
+def test_b3_idle_smoke(tmp_path: Path) -> None:
+    data = run_bench(tmp_path, "b3_idle.py", "--rounds", "1", "--streams", "30",
+                     "--seconds", "1")
+    for target in ("pulse", "nchan"):
+        run = data["rounds"][0][target]
+        assert run["connected"] == 30 and run["closed_early"] == 0, run
+        assert run["rss_end_kb"] > 0
