@@ -1,0 +1,153 @@
+"""LiveChannel and LiveStream: one join per flush for every member, a slow client dropped at
+its backlog bound without holding up the others, replay overlaps trimmed."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from backend.live.hub import Hub, encode_event
+from backend.live.sse import LiveStream, LiveStreams
+from backend.metrics import Metrics
+from models.records import EventRecord
+
+
+def record(event_id: int, website_id: str = "w1") -> EventRecord:
+    return EventRecord(event_id, website_id, 1_700_000_000_000 + event_id, "pageview",
+                       f"/p{event_id}", f"v{event_id}", f"s{event_id}", "", "direct", "", "",
+                       None, "desktop", "Chrome", "Linux", "", {})
+
+
+class FakeConnection:
+    """A connection whose writes either all go out at once or stay in flight until released."""
+
+    def __init__(self, blocked: bool = False) -> None:
+        self.blocked = blocked
+        self.writes: list[bytes] = []
+        self.in_flight: list[asyncio.Future[None]] = []
+        self.finished = False
+
+    def write(self, data: bytes) -> asyncio.Future[None] | None:
+        self.writes.append(bytes(data))
+        if not self.blocked:
+            return None
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.in_flight.append(future)
+        return future
+
+    def finish(self) -> None:
+        self.finished = True
+
+    @property
+    def received(self) -> bytes:
+        return b"".join(self.writes)
+
+
+def open_stream(streams: LiveStreams, hub: Hub, conn: FakeConnection, *,
+                max_backlog: int = 1_000_000, last_event_id: int = 0) -> LiveStream:
+    stream = LiveStream("w1", 1, conn.write, conn.finish, max_backlog=max_backlog,
+                        metrics=Metrics(), scheduler=streams)
+    stream.last_event_id = last_event_id
+    streams.add(stream)
+    streams.join(stream, hub)
+    return stream
+
+
+async def settle(streams: LiveStreams) -> None:
+    for _ in range(5):
+        await asyncio.sleep(streams.flush_interval + 0.01)
+
+
+@pytest.mark.asyncio
+async def test_every_member_gets_the_frames_of_a_flush_in_one_write() -> None:
+    hub, streams = Hub(), LiveStreams(Metrics(), heartbeat=30, flush_interval=0.02)
+    conns = [FakeConnection() for _ in range(3)]
+    for conn in conns:
+        open_stream(streams, hub, conn)
+    assert hub.listener_count("w1") == 1  # one channel, not one listener per stream
+    hub.publish([record(1)])
+    hub.publish([record(2), record(3)])
+    await settle(streams)
+    expected = b"".join(encode_event(record(i)) for i in (1, 2, 3))
+    for conn in conns:
+        assert conn.received == expected
+    writes = [len(conn.writes) for conn in conns]
+    assert writes[0] == writes[1] == writes[2] and writes[0] <= 2
+
+
+@pytest.mark.asyncio
+async def test_a_client_that_cannot_keep_up_is_dropped_and_the_others_carry_on() -> None:
+    hub, streams = Hub(), LiveStreams(Metrics(), heartbeat=30, flush_interval=0.0)
+    slow, fast = FakeConnection(blocked=True), FakeConnection()
+    frame_size = len(encode_event(record(1)))
+    slow_stream = open_stream(streams, hub, slow, max_backlog=frame_size * 3)
+    open_stream(streams, hub, fast)
+    for i in range(1, 8):
+        hub.publish([record(i)])
+        await settle(streams)
+    assert slow_stream.closed.done() and slow_stream.closed.result() == "backlog"
+    assert slow.finished
+    assert fast.received == b"".join(encode_event(record(i)) for i in range(1, 8))
+    assert len(streams) == 1
+
+
+@pytest.mark.asyncio
+async def test_queued_frames_follow_a_write_in_flight_in_order() -> None:
+    hub, streams = Hub(), LiveStreams(Metrics(), heartbeat=30, flush_interval=0.0)
+    conn = FakeConnection(blocked=True)
+    open_stream(streams, hub, conn)
+    hub.publish([record(1)])
+    await settle(streams)
+    hub.publish([record(2)])
+    hub.publish([record(3)])
+    await settle(streams)
+    assert len(conn.writes) == 1  # the first write is still in flight
+    conn.in_flight[0].set_result(None)
+    await settle(streams)
+    assert conn.received == b"".join(encode_event(record(i)) for i in (1, 2, 3))
+    assert len(conn.writes) == 2  # what gathered meanwhile went out in one write
+
+
+@pytest.mark.asyncio
+async def test_a_member_that_replayed_part_of_a_flush_gets_only_the_rest() -> None:
+    hub, streams = Hub(), LiveStreams(Metrics(), heartbeat=30, flush_interval=0.02)
+    fresh, replayed = FakeConnection(), FakeConnection()
+    open_stream(streams, hub, fresh)
+    await asyncio.sleep(0)
+    hub.publish([record(10), record(11)])
+    hub.publish([record(12)])
+    stream = open_stream(streams, hub, replayed)  # joins while 10..12 wait for the flush
+    assert stream.last_event_id == 12  # already in its snapshot or replay
+    hub.publish([record(13)])
+    await settle(streams)
+    assert fresh.received == b"".join(encode_event(record(i)) for i in (10, 11, 12, 13))
+    assert replayed.received == encode_event(record(13))
+
+
+@pytest.mark.asyncio
+async def test_the_channel_trims_an_overlap_by_event_id() -> None:
+    hub, streams = Hub(), LiveStreams(Metrics(), heartbeat=30, flush_interval=0.02)
+    early, late = FakeConnection(), FakeConnection()
+    open_stream(streams, hub, early)
+    behind = open_stream(streams, hub, late)
+    hub.publish([record(20), record(21), record(22)])
+    behind.last_event_id = 21  # as if a replay had just sent it 20 and 21
+    await settle(streams)
+    assert early.received == b"".join(encode_event(record(i)) for i in (20, 21, 22))
+    assert late.received == encode_event(record(22))
+
+
+@pytest.mark.asyncio
+async def test_the_last_member_leaving_unsubscribes_the_channel() -> None:
+    hub, streams = Hub(), LiveStreams(Metrics(), heartbeat=30)
+    conns: list[Any] = [FakeConnection(), FakeConnection()]
+    members = [open_stream(streams, hub, conn) for conn in conns]
+    members[0].close("gone")
+    await asyncio.sleep(0)  # the registry forgets a stream from its closed future's callback
+    assert hub.listener_count("w1") == 1 and len(streams) == 1
+    members[1].close("shutdown", final=b"retry: 2000\n\n")
+    await asyncio.sleep(0)
+    assert hub.listener_count("w1") == 0 and len(streams) == 0
+    assert conns[1].writes[-1] == b"retry: 2000\n\n" and conns[1].finished
