@@ -66,15 +66,22 @@ async def hold_pages(base: str, website_id: str, count: int, seconds: float,
                     "document.documentElement.dataset.pulseLink === 'live'", timeout=PATIENCE_MS)
             if ready_file is not None:
                 ready_file.write_text(str(len(pages)))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), seconds)
-            states = [await tab.evaluate("document.documentElement.dataset.pulseLink")
-                      for tab in pages]
+            samples: list[list[str]] = []  # the link state of every tab, once a second
+            deadline = time.monotonic() + seconds
+            while not stop.is_set() and time.monotonic() < deadline:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 1.0)
+                samples.append([await tab.evaluate("document.documentElement.dataset.pulseLink")
+                                for tab in pages])
+            states = samples[-1] if samples else []
+            live_share = (sum(row.count("live") for row in samples)
+                          / max(1, len(samples) * len(pages)))
             current = [await tab.locator('[data-pulse="live-current"]').inner_text()
                        for tab in pages]
         finally:
             await browser.close()
-    return {"pages": count, "link_states": states, "current_visitors_shown": current}
+    return {"pages": count, "link_states": states, "link_live_share": live_share,
+            "current_visitors_shown": current}
 
 
 @contextlib.contextmanager
