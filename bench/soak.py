@@ -188,6 +188,7 @@ def subscribers(port: int, website_id: str, token: str, n: int, stop: Any, conne
         done, pending = await asyncio.wait(tasks, timeout=30)
         for task in pending:
             task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
         return [t.result() if not t.cancelled() and t.exception() is None
                 else {"status": 0, "count": 0, "id_sum": 0, "ordered": False,
                       "error": repr(t.exception()) if not t.cancelled() else "cancelled"}
@@ -205,7 +206,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     env = {**os.environ, "PULSE_DATA_DIR": str(data_dir), "PULSE_HOST": "127.0.0.1",
            "PULSE_PORT": str(port), "PULSE_RATE_PER_IP": "0", "PULSE_RATE_PER_WEBSITE": "0",
            "PULSE_SSE_MAX_PER_USER": str(args.subscribers + 10), "PULSE_LOG_LEVEL": "WARNING",
-           "PULSE_REPLAY_LIMIT": "1000000"}  # a dropped subscriber catches up in one replay
+           # The subscribers share one Python process on a shared machine: give them room to
+           # lag (8 MiB) and, if one is dropped all the same, a replay that fits in that room
+           # (10,000 frames of ~600 bytes). A replay larger than the backlog bound could never
+           # be delivered: the stream would be dropped again on every reconnect.
+           "PULSE_SSE_MAX_BACKLOG": str(8 << 20), "PULSE_REPLAY_LIMIT": "10000"}
     cli(env, "create-user", "soak@example.com", "--password-stdin", stdin="soak-password-123\n")
     website_id = cli(env, "create-website", "soak.example.com")
     token = cli(env, "create-token", "soak@example.com")

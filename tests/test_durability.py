@@ -193,7 +193,9 @@ def test_sigterm_tells_live_clients_to_reconnect_and_they_miss_nothing(tmp_path:
         async def reconnect() -> None:
             task = asyncio.create_task(
                 follow(port, website_id, token, replay, seen_before[-1]))
-            while sum(1 for f in replay if "id" in f) < len(load.acknowledged) - len(seen_before):
+            missed = len(load.acknowledged) - len(seen_before)  # 0 if the signal came late
+            while sum(1 for f in replay if "id" in f) < missed or not any(
+                    f.get("data", {}).get("type") == "connected" for f in replay):
                 if task.done():
                     break
                 await asyncio.sleep(0.02)
