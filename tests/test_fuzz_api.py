@@ -93,10 +93,11 @@ def target(tmp_path_factory: Any, request: Any) -> Iterator[Target]:
         fuzz.client.close()
     server.stop()
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
     line = f"fuzz: {fuzz.requests} requests sent to the public endpoints, none answered 5xx"
-    if reporter is not None:
-        reporter.write_line(line)
-    print(line)
+    if reporter is not None and capture is not None:
+        with capture.global_and_fixture_disabled():
+            reporter.write_line("\n" + line)
 
 
 def sse_request(port: int, method: str, target: str | bytes,
