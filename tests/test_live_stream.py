@@ -237,3 +237,20 @@ async def test_the_panel_session_cookie_opens_the_stream(http_client: Any, base_
     Session.start(admin, "browser-1", -1)  # expired
     response = await http_client.fetch(url, headers={"Cookie": cookie}, raise_error=False)
     assert response.code == 401
+
+
+@pytest.mark.gen_test
+async def test_a_replay_larger_than_the_backlog_bound_arrives_whole(
+        http_client: Any, base_url: str, website: Any, token: str, services: Any) -> None:
+    import dataclasses
+    # The bound holds the connected frame (20 recent events) but not the replay of 100.
+    services.settings = dataclasses.replace(services.settings, sse_max_backlog=32_768)
+    ids = []
+    for i in range(101):  # about 100 × 900 bytes of frames: several times the bound
+        response = await post_event(http_client, base_url,
+                                    event_body(website.id, pathname=f"/p/{i}", title="t" * 400))
+        ids.append(json.loads(response.body)["id"])
+    got = await replayed_ids(live_url(base_url, website.id), token, ids[0], 100)
+    assert got == ids[1:]
+    metrics = (await http_client.fetch(base_url + "/metrics")).body.decode()
+    assert 'pulse_sse_disconnects_total{reason="backlog"}' not in metrics

@@ -8,7 +8,7 @@ import re
 
 from backend.handlers.base import ApiError, BaseHandler
 from backend.live.hub import HubMessage, encode_event, encode_frame
-from backend.live.sse import LiveStream, SocketWriter, frames_after
+from backend.live.sse import REPLAY_DRAIN_TIMEOUT, LiveStream, SocketWriter, frames_after
 from models.entities import Membership, Website
 
 log = logging.getLogger("pulse.sse")
@@ -68,7 +68,7 @@ class LiveStreamHandler(BaseHandler):
         stream = LiveStream(
             website_id, user.id, writer.write, writer.close,
             max_backlog=services.settings.sse_max_backlog, metrics=services.metrics,
-            scheduler=streams)
+            scheduler=streams, abort=writer.abort)
         iostream.set_close_callback(lambda: stream.close("gone"))
         streams.add(stream)
         access_log.debug("200 GET %s (live stream)", self.request.path)
@@ -99,15 +99,31 @@ class LiveStreamHandler(BaseHandler):
         stream.last_event_id = last_id
         frames = hub.replay_from_buffer(website_id, last_id, limit)
         if frames is not None:
-            if frames:
-                stream.send(b"".join(frames), "new_event", len(frames))
-                stream.last_event_id = _frame_id(frames[-1])
-            return
-        events = await asyncio.get_running_loop().run_in_executor(
-            None, hub.replay_from_store, website_id, last_id, limit)
-        if events:
-            stream.send(b"".join(encode_event(e) for e in events), "new_event", len(events))
-            stream.last_event_id = events[-1].id
+            replay = [(_frame_id(frame), frame) for frame in frames]
+        else:
+            events = await asyncio.get_running_loop().run_in_executor(
+                None, hub.replay_from_store, website_id, last_id, limit)
+            replay = [(event.id, encode_event(event)) for event in events]
+        await self._send_in_pieces(stream, replay)
+
+    async def _send_in_pieces(self, stream: LiveStream, replay: list[tuple[int, bytes]]) -> None:
+        """Send the replay in pieces of at most half the backlog bound, each once the previous
+        one reached the socket: a replay larger than the bound must not get its client dropped
+        (which would reconnect and ask for the same replay again)."""
+        budget = max(1, self.services.settings.sse_max_backlog // 2)
+        piece: list[bytes] = []
+        size = 0
+        for index, (event_id, frame) in enumerate(replay):
+            piece.append(frame)
+            size += len(frame)
+            last = index == len(replay) - 1
+            if not last and size + len(replay[index + 1][1]) <= budget:
+                continue
+            stream.send(b"".join(piece), "new_event", len(piece))
+            stream.last_event_id = event_id
+            piece, size = [], 0
+            if not last and not await stream.drained(REPLAY_DRAIN_TIMEOUT):
+                return
 
 
 def _forward(stream: LiveStream, message: HubMessage) -> None:

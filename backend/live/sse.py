@@ -28,6 +28,8 @@ log = logging.getLogger("pulse.sse")
 
 HEARTBEAT = b": heartbeat\n\n"
 FLUSH_INTERVAL = 0.01
+CLOSE_GRACE = 5.0  # seconds a closing stream may take to send what it still holds
+REPLAY_DRAIN_TIMEOUT = 30.0  # seconds a replaying client may take nothing before it is dropped
 
 Write = Callable[[bytes], "asyncio.Future[None] | None"]
 
@@ -56,6 +58,7 @@ class LiveStream:
         max_backlog: int,
         metrics: Metrics,
         scheduler: LiveStreams | None = None,
+        abort: Callable[[], None] | None = None,
     ) -> None:
         self.website_id = website_id
         self.user_id = user_id
@@ -64,6 +67,7 @@ class LiveStream:
         self._max_backlog = max_backlog
         self._metrics = metrics
         self._scheduler = scheduler
+        self._abort = abort
         self._pending: list[bytes] = []
         self._pending_bytes = 0
         self._writing = False
@@ -157,9 +161,28 @@ class LiveStream:
         except Exception:
             log.debug("writing the last frame of a stream failed", exc_info=True)
         try:
-            self._finish()
+            if reason == "backlog" and self._abort is not None:
+                self._abort()  # a stalled client would never take what is still queued
+            else:
+                self._finish()
         except Exception:
             log.debug("finishing a closed stream failed", exc_info=True)
+
+    @property
+    def idle(self) -> bool:
+        """Nothing queued, scheduled or in flight."""
+        return not (self._pending or self._writing or self.dirty)
+
+    async def drained(self, timeout: float) -> bool:
+        """Wait until everything queued went to the socket; False if the stream closed, or was
+        closed for backlog because the client took nothing for ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while not self.closed.done() and not self.idle:
+            if time.monotonic() > deadline:
+                self.close("backlog")
+                break
+            await asyncio.sleep(0.005)
+        return not self.closed.done()
 
 
 def frames_after(message: HubMessage, last_event_id: int) -> tuple[bytes, int]:
@@ -358,11 +381,16 @@ class SocketWriter:
         return iostream.write(data)  # type: ignore[return-value]
 
     def close(self) -> None:
-        """Close the connection once what is queued has been sent."""
+        """Close the connection once what is queued has been sent (at most a few seconds on)."""
         iostream = self._iostream
         if iostream.closed():
             return
         if iostream.writing():
             iostream.write(b"").add_done_callback(lambda _: iostream.close())
+            asyncio.get_running_loop().call_later(CLOSE_GRACE, iostream.close)
         else:
             iostream.close()
+
+    def abort(self) -> None:
+        """Close the connection now, dropping whatever is still queued."""
+        self._iostream.close()
