@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
+from typing import Any
 
 import peewee
 
 from backend.metrics import Metrics
 from models.db import database
 from models.entities import Event
-from models.records import EventRecord, NewEvent
+from models.records import EVENT_COLUMNS, EventRecord, NewEvent
 
 log = logging.getLogger("pulse.writer")
+
+MAX_ROWS_PER_STATEMENT = 256
 
 Store = Callable[[Sequence[NewEvent]], list[int | None]]
 
@@ -26,21 +31,59 @@ class WriterClosed(RuntimeError):
 
 
 _FIELDS = [f for f in Event._meta.sorted_fields if f.name != "id"]
-_SQLITE_INSERT = 'INSERT INTO "{}" ({}) VALUES ({})'.format(
-    Event._meta.table_name, ", ".join(f'"{f.column_name}"' for f in _FIELDS),
-    ", ".join("?" * len(_FIELDS)))
+_SQLITE_INSERT = 'INSERT INTO "{}" ({}) VALUES '.format(
+    Event._meta.table_name, ", ".join(f'"{f.column_name}"' for f in _FIELDS))
+if [f.name for f in _FIELDS] != ["website", *EVENT_COLUMNS[1:]]:
+    raise RuntimeError("_values() no longer matches the event table's columns")
+_SQLITE_ROW = "({})".format(", ".join("?" * len(_FIELDS)))
+
+
+def _values(e: NewEvent) -> tuple[Any, ...]:
+    """The row of ``e`` in the event table's column order (what ``NewEvent.row`` holds)."""
+    return (
+        e.website_id, e.ts, e.event_type, e.pathname, e.visitor_id, e.session_id, e.referrer,
+        e.source, e.hostname, e.title, e.screen_width, e.device, e.browser, e.os, e.country,
+        json.dumps(e.props, ensure_ascii=False, separators=(",", ":")),
+    )
+
+
+@lru_cache(maxsize=16)
+def _sqlite_insert(rows: int) -> str:
+    """The multi-row ``INSERT`` of ``rows`` rows (few distinct sizes: SQLite caches them)."""
+    return _SQLITE_INSERT + ", ".join([_SQLITE_ROW] * rows)
+
+
+def _chunks(count: int, limit: int) -> list[int]:
+    """``count`` rows as statement sizes: ``limit``-row statements, then powers of two."""
+    sizes = [limit] * (count // limit)
+    rest = count % limit
+    size = 1 << max(0, limit.bit_length() - 1)
+    while rest:
+        if size <= rest:
+            sizes.append(size)
+            rest -= size
+        size >>= 1
+    return sizes
 
 
 def _insert_sqlite(db: peewee.SqliteDatabase, events: Sequence[NewEvent]) -> list[int | None]:
-    """One ``executemany`` in one transaction: a fraction of the GIL time peewee's query
-    building takes (the writer thread competes with the event loop for it)."""
-    rows = [tuple(row[f.name] for f in _FIELDS) for row in (e.row() for e in events)]
+    """Multi-row ``INSERT`` statements in one transaction: one ``sqlite3_step`` per statement
+    instead of one per row. Each step lets go of the GIL, and getting it back from a busy event
+    loop (the writer thread competes with it for the GIL and the core) can take a switch
+    interval; peewee's query builder would cost more GIL time still."""
+    values = [_values(e) for e in events]
     with db.atomic():
         connection = db.connection()
-        connection.executemany(_SQLITE_INSERT, rows)
+        limit = min(MAX_ROWS_PER_STATEMENT,
+                    connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // len(_FIELDS))
+        start = 0
+        for size in _chunks(len(values), limit):
+            params = [v for row in values[start:start + size] for v in row]
+            connection.execute(_sqlite_insert(size), params)
+            start += size
         last = connection.execute("SELECT last_insert_rowid()").fetchone()[0]
     # The transaction held SQLite's write lock throughout: the rowids are consecutive.
-    return list(range(last - len(rows) + 1, last + 1))
+    return list(range(last - len(values) + 1, last + 1))
 
 
 def store_batch(events: Sequence[NewEvent]) -> list[int | None]:
