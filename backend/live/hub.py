@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import orjson
+
 from backend.live.stats import HISTORY_MINUTES, LiveStats
 from models.entities import now_ms
 from models.records import EventRecord
@@ -29,8 +31,24 @@ def encode_frame(kind: str, data: dict[str, Any], event_id: int | None = None) -
     return f"{head}data: {body}\n\n".encode()
 
 
+_PLAIN = (str, int, bool, type(None))
+
+
 def encode_event(event: EventRecord) -> bytes:
-    """The ``new_event`` frame of a committed event."""
+    """The ``new_event`` frame of a committed event.
+
+    orjson writes the same bytes as ``json.dumps(ensure_ascii=False)`` with compact separators
+    for strings, integers, booleans and null, more than ten times faster; floats (``1e-07``
+    against ``1e-7``) and anything nested go through ``encode_frame``, so the frame never
+    changes.
+    """
+    if all(type(value) in _PLAIN for value in event.props.values()):
+        try:
+            body = orjson.dumps({"type": "new_event", "data": event.to_json()})
+        except (orjson.JSONEncodeError, TypeError):  # e.g. an integer past 64 bits
+            pass
+        else:
+            return b"id: %d\ndata: %s\n\n" % (event.id, body)
     return encode_frame("new_event", event.to_json(), event.id)
 
 
