@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 EVENT_COLUMNS = (
@@ -48,7 +50,23 @@ class NewEvent:
 
     def stored(self, event_id: int) -> EventRecord:
         """The committed record of this event, now that it has ``event_id``."""
-        return EventRecord(event_id, *(getattr(self, name) for name in EVENT_COLUMNS))
+        return EventRecord(
+            event_id, self.website_id, self.ts, self.event_type, self.pathname, self.visitor_id,
+            self.session_id, self.referrer, self.source, self.hostname, self.title,
+            self.screen_width, self.device, self.browser, self.os, self.country, self.props,
+        )
+
+
+@lru_cache(maxsize=256)
+def _iso_second(second: int) -> str:
+    """``YYYY-MM-DDTHH:MM:SS`` of a UTC epoch second (events of one second share it)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+
+
+def iso_ms(ts: int) -> str:
+    """An epoch-milliseconds time as ISO 8601 UTC with milliseconds and a ``Z``."""
+    second, ms = divmod(ts, 1000)
+    return f"{_iso_second(second)}.{ms:03d}Z"
 
 
 @dataclass(slots=True, frozen=True)
@@ -83,7 +101,7 @@ class EventRecord:
         return {
             "id": self.id,
             "website_id": self.website_id,
-            "timestamp": self.timestamp.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "timestamp": iso_ms(self.ts),
             "event_type": self.event_type,
             "pathname": self.pathname,
             "visitor_id": self.visitor_id,
