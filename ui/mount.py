@@ -39,9 +39,11 @@ def build_panel(services: Services) -> FastAPI:
 
     register_pages(services)
     fastapi_app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    # NiceGUI derives socket.io's heartbeat from reconnect_timeout (ping every 0.8×, 0.2× grace):
+    # at 5 s, live pages on a saturated core lost their connection for seconds at a time (B4).
     ui.run_with(fastapi_app, title="Pulse", favicon="📈", storage_secret=services.settings.secret,
                 session_middleware_kwargs={"same_site": "strict"},
-                show_welcome_message=False, reconnect_timeout=5.0)
+                show_welcome_message=False, reconnect_timeout=10.0)
     fastapi_app.add_middleware(SecureCookiesOverHTTPS)
     return fastapi_app
 
