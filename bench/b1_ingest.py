@@ -30,11 +30,11 @@ from bench.common import (  # noqa: E402
     median,
     pulse_server,
     py_spy,
+    report,
     run_wrk,
     stop_process,
     taskset,
     wait_http,
-    write_json,
 )
 
 LUA = BENCH / "post_event.lua"
@@ -170,12 +170,7 @@ def main() -> int:
         "pulse_p99_ms_median": median([r["pulse"]["p99_ms"] for r in rounds]),
         "pulse_non_2xx_total": sum(r["pulse"]["non_2xx"] for r in rounds),
     }
-    payload = {"scenario": name, "machine": facts, "command": " ".join(sys.argv),
-               "args": vars(args), "rounds": rounds, "summary": summary}
-    path = write_json(name, payload)
-    print(json.dumps(summary, indent=2))
-    print(f"raw figures: {path}")
-    return 0
+    return report(name, args, facts, rounds, summary)
 
 
 if __name__ == "__main__":

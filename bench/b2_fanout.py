@@ -42,7 +42,7 @@ from bench.common import (  # noqa: E402
     pulse_server,
     py_spy,
     raise_nofile,
-    write_json,
+    report,
 )
 from bench.sse_load import (  # noqa: E402
     PLAIN_NEEDLE,
@@ -261,12 +261,7 @@ def main() -> int:
         summary[target]["out_of_order_total"] = sum(r[target]["out_of_order"] for r in rounds)
     if len(targets) == 2:
         summary["p99_ratio_median"] = median([r["p99_ratio"] for r in rounds if "p99_ratio" in r])
-    payload = {"scenario": args.name, "machine": facts, "command": " ".join(sys.argv),
-               "args": vars(args), "rounds": rounds, "summary": summary}
-    path = write_json(args.name, payload)
-    print(json.dumps(summary, indent=2))
-    print(f"raw figures: {path}")
-    return 0
+    return report(args.name, args, facts, rounds, summary)
 
 
 if __name__ == "__main__":

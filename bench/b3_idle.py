@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import sys
 import time
@@ -27,7 +26,7 @@ from bench.common import (  # noqa: E402
     nchan_server,
     pulse_server,
     raise_nofile,
-    write_json,
+    report,
 )
 from bench.sse_load import close_streams, install_uvloop, open_streams  # noqa: E402
 
@@ -118,12 +117,7 @@ def main() -> int:
         for t in targets}
     if len(targets) == 2:
         summary["ratio_median"] = median([r["ratio"] for r in rounds if "ratio" in r])
-    payload = {"scenario": args.name, "machine": facts, "command": " ".join(sys.argv),
-               "args": vars(args), "rounds": rounds, "summary": summary}
-    path = write_json(args.name, payload)
-    print(json.dumps(summary, indent=2))
-    print(f"raw figures: {path}")
-    return 0
+    return report(args.name, args, facts, rounds, summary)
 
 
 if __name__ == "__main__":

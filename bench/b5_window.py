@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import random
 import sys
 import time
@@ -21,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from backend.live.hub import Hub  # noqa: E402
 from backend.live.stats import DIMENSIONS, LiveStats  # noqa: E402
-from bench.common import machine_facts, median, write_json  # noqa: E402
+from bench.common import machine_facts, median, report  # noqa: E402
 from models.records import EventRecord  # noqa: E402
 
 WEBSITE = "b5site"
@@ -124,12 +123,7 @@ def main() -> int:
     for n in sizes:
         summary[str(n)]["add_ratio"] = summary[str(n)]["add_us"] / base["add_us"]
         summary[str(n)]["publish_ratio"] = summary[str(n)]["publish_us"] / base["publish_us"]
-    payload = {"scenario": args.name, "machine": facts, "command": " ".join(sys.argv),
-               "args": vars(args), "rounds": rounds, "summary": summary}
-    path = write_json(args.name, payload)
-    print(json.dumps(summary, indent=2))
-    print(f"raw figures: {path}")
-    return 0
+    return report(args.name, args, facts, rounds, summary)
 
 
 if __name__ == "__main__":

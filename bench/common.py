@@ -6,6 +6,7 @@ stopped on exit; every wait has a timeout.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import datetime as dt
 import json
@@ -403,3 +404,14 @@ def write_json(name: str, payload: dict[str, Any]) -> Path:
     path = out / f"{name}.json"
     path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
     return path
+
+
+def report(name: str, args: argparse.Namespace, facts: dict[str, Any],
+           rounds: list[dict[str, Any]], summary: dict[str, Any]) -> int:
+    """Keep a scenario's raw figures (machine, command, every round) and print its summary."""
+    payload = {"scenario": name, "machine": facts, "command": " ".join(sys.argv),
+               "args": vars(args), "rounds": rounds, "summary": summary}
+    path = write_json(name, payload)
+    print(json.dumps(summary, indent=2))
+    print(f"raw figures: {path}")
+    return 0
