@@ -147,3 +147,17 @@ async def test_other_users_sign_in_with_their_own_password(user: Any, admin: Any
     await sign_in_as("bob@example.com", "bob's long password")
     assert [s.user.id for s in Session.select()] == [bob.id]
     await user.should_not_see("Users")  # the admin-only link
+
+
+@pytest.mark.asyncio
+async def test_an_expired_session_is_signed_out_everywhere(signed_in: Any, admin: Any,
+                                                           website: Any) -> None:
+    user = signed_in
+    await user.open(f"/websites/{website.id}/live")
+    await user.should_see("Live activity")
+    Session.update(expires_at=0).execute()  # fourteen days later
+    for path in ("/", f"/websites/{website.id}", f"/websites/{website.id}/live", "/tokens"):
+        await user.open(path)
+        await user.should_see("Sign in", retries=SLOW)
+        await user.should_not_see("Live activity")
+        await user.should_not_see(website.name)
