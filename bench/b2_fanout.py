@@ -34,7 +34,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import (  # noqa: E402
     USER_AGENT,
     cpus,
-    machine_facts,
     median,
     nchan_available,
     nchan_server,
@@ -50,8 +49,8 @@ from bench.sse_load import (  # noqa: E402
     PULSE_NEEDLE,
     PULSE_PATTERN,
     Totals,
+    as_load_generator,
     close_streams,
-    install_uvloop,
     now_us,
     open_streams,
 )
@@ -232,12 +231,7 @@ def main() -> int:
         print("nginx or the nchan module is missing: pass --only pulse", file=sys.stderr)
         return 2
     raise_nofile(20_000)
-    _, load_cpu = cpus()
-    if load_cpu is not None:
-        with contextlib.suppress(OSError, AttributeError):
-            os.sched_setaffinity(0, {int(load_cpu)})
-    install_uvloop()
-    facts = machine_facts()
+    facts = as_load_generator()
     targets = [args.only] if args.only else ["nchan", "pulse"]
     rounds = []
     for r in range(args.rounds):

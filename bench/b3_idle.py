@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import os
 import sys
 import time
 from pathlib import Path
@@ -20,7 +18,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import (  # noqa: E402
     cpus,
-    machine_facts,
     median,
     nchan_available,
     nchan_server,
@@ -28,7 +25,7 @@ from bench.common import (  # noqa: E402
     raise_nofile,
     report,
 )
-from bench.sse_load import close_streams, install_uvloop, open_streams  # noqa: E402
+from bench.sse_load import as_load_generator, close_streams, open_streams  # noqa: E402
 
 
 async def hold(server: Any, port: int, path: str, headers: dict[str, str],
@@ -91,12 +88,7 @@ def main() -> int:
         print(f"the open-file limit is {limit}: too low for {args.streams} streams",
               file=sys.stderr)
         return 2
-    _, load_cpu = cpus()
-    if load_cpu is not None:
-        with contextlib.suppress(OSError, AttributeError):
-            os.sched_setaffinity(0, {int(load_cpu)})
-    install_uvloop()
-    facts = machine_facts()
+    facts = as_load_generator()
     targets = [args.only] if args.only else ["nchan", "pulse"]
     rounds = []
     for r in range(args.rounds):

@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import re
 import signal
 import sys
@@ -27,7 +28,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import raise_nofile  # noqa: E402
+from bench.common import cpus, machine_facts, raise_nofile  # noqa: E402
 
 PULSE_PATTERN = re.compile(
     rb'^id: ([\d:]+)\ndata: \{"type":"new_event"[^\n]*?"sq":(\d+),"st":(\d+)', re.M)
@@ -231,3 +232,14 @@ def main() -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def as_load_generator() -> dict[str, Any]:
+    """Pin this process to the load generator's core, use uvloop if there, and return the
+    machine facts to record with the run."""
+    _, load_cpu = cpus()
+    if load_cpu is not None:
+        with contextlib.suppress(OSError, AttributeError):
+            os.sched_setaffinity(0, {int(load_cpu)})
+    install_uvloop()
+    return machine_facts()
