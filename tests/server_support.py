@@ -233,3 +233,13 @@ class RawHTTP:
             self._buffer = self._buffer[size + 2:]
             if size == 0:
                 return body
+
+
+async def wait_pending(session: Any, port: int, count: int, tries: int) -> None:
+    """Poll /healthz (aiohttp ``session``) until ``count`` events wait in the writer, at most
+    ``tries`` times, 10 ms apart."""
+    for _ in range(tries):
+        async with session.get(f"http://127.0.0.1:{port}/healthz") as response:
+            if (await response.json())["pending_events"] == count:
+                return
+        await asyncio.sleep(0.01)

@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 
 from tests.conftest import BROWSER_UA
-from tests.server_support import cli, free_port, start_server
+from tests.server_support import cli, free_port, start_server, wait_pending
 
 
 def stored_events(data_dir: Path) -> list[tuple[int, str]]:
@@ -159,11 +159,7 @@ def test_sigterm_tells_live_clients_to_reconnect_and_they_miss_nothing(tmp_path:
         async with aiohttp.ClientSession() as session:
             await load.one(session, 0)  # committed and streamed before the signal
             posts = [asyncio.create_task(load.one(session, n)) for n in range(1, 101)]
-            for _ in range(500):
-                async with session.get(f"http://127.0.0.1:{port}/healthz") as response:
-                    if (await response.json())["pending_events"] == 100:
-                        break
-                await asyncio.sleep(0.01)
+            await wait_pending(session, port, 100, tries=500)
             proc.send_signal(signal.SIGTERM)
             await asyncio.gather(*posts)
         await asyncio.gather(*readers)  # every stream ends by itself

@@ -72,6 +72,20 @@ def healthy(port: int) -> bool:
 
 # -- sizes -----------------------------------------------------------------------------------
 
+def send_raw(port: int, *chunks: bytes) -> bytes:
+    """Send ``chunks`` on a fresh connection and return the first bytes of the answer, or b''
+    when the server closed the connection instead of answering."""
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+    try:
+        for chunk in chunks:
+            raw.sendall(chunk)
+        return raw.recv(65536)
+    except ConnectionError:
+        return b""
+    finally:
+        raw.close()
+
+
 def test_body_size_limit_is_configurable(serve: Any) -> None:
     server = serve(max_body_bytes=1000)
     _, site = setup_site(server)
@@ -97,19 +111,11 @@ def test_default_body_limit_and_a_body_past_the_transport_limit(serve: Any) -> N
     assert response.status == 413 and "16384" in json.loads(response.body)["error"]
     # Past 1 MiB the HTTP layer refuses to read the body at all: the connection is closed.
     huge = b'{"pad": "' + b"x" * (1_048_576 + 10) + b'"}'
-    raw = socket.create_connection(("127.0.0.1", server.port), timeout=10)
-    try:
-        raw.sendall(b"POST /web/analytics/track HTTP/1.1\r\nHost: x\r\nContent-Type: "
-                    b"application/json\r\nContent-Length: " + str(len(huge)).encode()
-                    + b"\r\n\r\n")
-        try:
-            raw.sendall(huge)
-            answer = raw.recv(65536)
-        except ConnectionError:
-            answer = b""
-        assert answer == b"" or answer.split(b" ")[1].startswith(b"4")
-    finally:
-        raw.close()
+    answer = send_raw(server.port,
+                      b"POST /web/analytics/track HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                      b"application/json\r\nContent-Length: " + str(len(huge)).encode()
+                      + b"\r\n\r\n", huge)
+    assert answer == b"" or answer.split(b" ")[1].startswith(b"4")
     assert healthy(server.port)
     assert Event.select().count() == 0
 
@@ -119,19 +125,10 @@ def test_headers_past_16_kib_are_refused_without_harm(serve: Any) -> None:
     _, site = setup_site(server)
     server.start()
     for size in (17_000, 70_000, 1_000_000):
-        raw = socket.create_connection(("127.0.0.1", server.port), timeout=10)
-        try:
-            head = (b"POST /web/analytics/track HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * size
-                    + b"\r\nContent-Length: 2\r\n\r\n{}")
-            try:
-                raw.sendall(head)
-                answer = raw.recv(65536)
-            except ConnectionError:
-                answer = b""
-            # Either a 4xx (431) or the connection closed without an answer: never a 5xx.
-            assert answer == b"" or answer.split(b" ")[1] in (b"400", b"431"), answer[:200]
-        finally:
-            raw.close()
+        answer = send_raw(server.port, b"POST /web/analytics/track HTTP/1.1\r\nHost: x\r\n"
+                          b"X-Big: " + b"a" * size + b"\r\nContent-Length: 2\r\n\r\n{}")
+        # Either a 4xx (431) or the connection closed without an answer: never a 5xx.
+        assert answer == b"" or answer.split(b" ")[1] in (b"400", b"431"), answer[:200]
     assert healthy(server.port)
     # Headers just under the limit are fine.
     client = RawHTTP(server.port)

@@ -15,7 +15,7 @@ from models.entities import Event, Website
 from models.records import EventRecord, NewEvent
 from models.websites import create_website, delete_website
 from tests.conftest import BROWSER_UA
-from tests.server_support import cli, free_port, start_server
+from tests.server_support import cli, free_port, start_server, wait_pending
 
 
 def new_event(website_id: str, n: int) -> NewEvent:
@@ -109,11 +109,7 @@ def test_sigterm_drains_every_accepted_event(tmp_path: Path) -> None:
                 except aiohttp.ClientError:
                     failed += 1
             tasks = [asyncio.create_task(one(i)) for i in range(300)]
-            for _ in range(100):  # wait until all 300 wait in the writer for their batch
-                async with session.get(f"http://127.0.0.1:{port}/healthz") as response:
-                    if (await response.json())["pending_events"] == 300:
-                        break
-                await asyncio.sleep(0.01)
+            await wait_pending(session, port, 300, tries=100)  # all wait for their batch
             proc.send_signal(signal.SIGTERM)
             await asyncio.gather(*tasks)
 
