@@ -24,7 +24,7 @@ from models.entities import User, Website, now_ms
 from models.websites import create_website, grant_access
 
 if TYPE_CHECKING:
-    from app import PulseServer
+    from backend.server import PulseServer
 
 log = logging.getLogger("pulse.demo")
 

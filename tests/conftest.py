@@ -12,8 +12,8 @@ from nicegui.testing.general_fixtures import (  # noqa: F401  (NiceGUI's ini opt
     pytest_configure,
 )
 
-from app import build_services, make_app
 from backend.auth import create_user
+from backend.server import build_services, make_app
 from backend.services import Services
 from backend.settings import Settings
 from models.db import database

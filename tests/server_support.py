@@ -69,7 +69,7 @@ class ThreadedServer:
     """A real PulseServer (the API only, no panel) with its own event loop on a thread."""
 
     def __init__(self, settings: Any) -> None:
-        from app import PulseServer
+        from backend.server import PulseServer
 
         self.server = PulseServer(settings)  # opens the database on this thread
         self.services = self.server.services

@@ -10,8 +10,8 @@ import pytest
 import tornado.httpserver
 import tornado.testing
 
-from app import build_services, make_app
 from backend.auth import create_user
+from backend.server import build_services, make_app
 from models.entities import ApiToken
 from models.websites import create_website
 from tests.conftest import event_body, post_event

@@ -19,7 +19,7 @@ from backend.handlers.panel_proxy import panel_routes
 from backend.services import Services
 
 if TYPE_CHECKING:
-    from app import PulseServer
+    from backend.server import PulseServer
 
 log = logging.getLogger("pulse.panel")
 
