@@ -19,6 +19,7 @@ from backend.settings import Settings
 from models.db import database
 from models.entities import ApiToken, User, Website
 from models.websites import create_website
+from tests.real_services import postgres_url, redis_target  # noqa: F401  (fixtures)
 
 BROWSER_UA = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
               "(KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36")
