@@ -15,6 +15,7 @@ import tornado.web
 
 from backend.auth import LoginThrottle
 from backend.handlers.base import JSONErrorHandler, hide_client_addresses
+from backend.handlers.compat import PlausibleEventHandler, UmamiSendHandler
 from backend.handlers.live import LiveStreamHandler
 from backend.handlers.status import STATIC_DIR, HealthHandler, MetricsHandler, TrackerScriptHandler
 from backend.handlers.track import TrackHandler
@@ -75,6 +76,8 @@ def make_app(services: Services, fallback: list[Any] | None = None) -> tornado.w
     deps = {"services": services}
     routes: list[Any] = [
         (r"/web/analytics/track", TrackHandler, deps),
+        (r"/api/event", PlausibleEventHandler, deps),
+        (r"/api/send", UmamiSendHandler, deps),
         (r"/admin/analytics/live", LiveStreamHandler, deps),
         (r"/js/(pulse\.js)", TrackerScriptHandler, {"path": str(STATIC_DIR)}),
         (r"/healthz", HealthHandler, deps),

@@ -204,6 +204,10 @@ class Event(BaseModel):
     os = peewee.CharField(max_length=64, default="")
     country = peewee.CharField(max_length=2, default="")
     props = peewee.TextField(default="{}")
+    interactive = peewee.BooleanField(default=True)  # False: does not end a bounce (Plausible)
+    revenue_amount = peewee.DecimalField(max_digits=20, decimal_places=6, null=True,
+                                         auto_round=False)
+    revenue_currency = peewee.CharField(max_length=3, null=True)  # ISO 4217
 
     class Meta:
         indexes = (
@@ -229,4 +233,18 @@ def create_schema(db: peewee.Database) -> None:
     db.create_tables(MODELS, safe=True)
 
 
-MIGRATIONS = [create_schema]
+def add_event_interactive_and_revenue(db: peewee.Database) -> None:
+    """Migration 2: ``interactive`` (default true) and the revenue of an event, if any."""
+    from playhouse.migrate import SchemaMigrator, migrate
+
+    existing = {column.name for column in db.get_columns(Event._meta.table_name)}
+    migrator = SchemaMigrator.from_database(db)
+    table = Event._meta.table_name
+    steps = [migrator.add_column(table, name, getattr(Event, name))
+             for name in ("interactive", "revenue_amount", "revenue_currency")
+             if name not in existing]  # a database created by migration 1 today has them
+    if steps:
+        migrate(*steps)
+
+
+MIGRATIONS = [create_schema, add_event_interactive_and_revenue]

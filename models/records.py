@@ -6,12 +6,14 @@ import json
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
 EVENT_COLUMNS = (
     "website_id", "ts", "event_type", "pathname", "visitor_id", "session_id", "referrer",
     "source", "hostname", "title", "screen_width", "device", "browser", "os", "country", "props",
+    "interactive", "revenue_amount", "revenue_currency",
 )
 
 
@@ -35,6 +37,9 @@ class NewEvent:
     os: str = ""
     country: str = ""
     props: dict[str, Any] = field(default_factory=dict)
+    interactive: bool = True  # False: Plausible's ``i: false``, does not end a bounce
+    revenue_amount: str | None = None  # a decimal number as text ("15.99"), with its currency
+    revenue_currency: str | None = None
 
     def row(self) -> dict[str, Any]:
         """The database row for this event."""
@@ -46,6 +51,8 @@ class NewEvent:
             "device": self.device, "browser": self.browser, "os": self.os,
             "country": self.country,
             "props": json.dumps(self.props, ensure_ascii=False, separators=(",", ":")),
+            "interactive": self.interactive, "revenue_amount": self.revenue_amount,
+            "revenue_currency": self.revenue_currency,
         }
 
     def stored(self, event_id: int) -> EventRecord:
@@ -54,6 +61,7 @@ class NewEvent:
             event_id, self.website_id, self.ts, self.event_type, self.pathname, self.visitor_id,
             self.session_id, self.referrer, self.source, self.hostname, self.title,
             self.screen_width, self.device, self.browser, self.os, self.country, self.props,
+            self.interactive, self.revenue_amount, self.revenue_currency,
         )
 
 
@@ -90,6 +98,9 @@ class EventRecord:
     os: str
     country: str
     props: dict[str, Any]
+    interactive: bool = True
+    revenue_amount: str | None = None
+    revenue_currency: str | None = None
 
     @property
     def timestamp(self) -> datetime:
@@ -115,6 +126,9 @@ class EventRecord:
             "os": self.os,
             "country": self.country,
             "props": self.props,
+            "interactive": self.interactive,
+            "revenue": None if self.revenue_amount is None else {
+                "amount": self.revenue_amount, "currency": self.revenue_currency},
         }
 
     @classmethod
@@ -125,4 +139,12 @@ class EventRecord:
             row["visitor_id"], row["session_id"], row["referrer"], row["source"],
             row["hostname"], row["title"], row["screen_width"], row["device"], row["browser"],
             row["os"], row["country"], json.loads(row["props"] or "{}"),
+            bool(row.get("interactive", True)),
+            None if row.get("revenue_amount") is None else _decimal_text(row["revenue_amount"]),
+            row.get("revenue_currency"),
         )
+
+
+def _decimal_text(value: Any) -> str:
+    """A stored revenue amount (Decimal, float or text) as plain decimal text ("15.99")."""
+    return format(Decimal(str(value)).normalize(), "f")

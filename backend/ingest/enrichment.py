@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from functools import lru_cache
 from urllib.parse import parse_qs, urlsplit
@@ -139,11 +140,46 @@ class VisitorHasher:
         return "h-" + digest.hexdigest()
 
 
+VISIT_IDLE_MS = 30 * 60 * 1000
+MAX_OPEN_VISITS = 100_000
+
+
+class Visits:
+    """Server-side visits for events that come without a session id (the default tracker keeps
+    nothing in the browser): one visitor id's events at most 30 minutes apart share a session
+    id. Held in memory, at most ``max_visits`` visitors (the least recently seen leave first)."""
+
+    def __init__(self, idle_ms: int = VISIT_IDLE_MS, max_visits: int = MAX_OPEN_VISITS) -> None:
+        self.idle_ms = idle_ms
+        self.max_visits = max_visits
+        self._open: OrderedDict[str, tuple[str, int]] = OrderedDict()  # key → (id, last ts)
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+    def session_id(self, website_id: str, visitor_id: str, ts: int) -> str:
+        """The id of the visit this event belongs to: the open one, or a new one."""
+        key = website_id + "\x00" + visitor_id
+        found = self._open.pop(key, None)
+        if found is not None and ts - found[1] <= self.idle_ms:
+            session, last = found[0], max(ts, found[1])
+        else:
+            digest = hashlib.blake2b(f"{key}\x00{ts}".encode(), digest_size=10)
+            session, last = "s-" + digest.hexdigest(), ts
+        self._open[key] = (session, last)
+        visits = self._open
+        while visits and (len(visits) > self.max_visits
+                          or ts - visits[next(iter(visits))][1] > self.idle_ms):
+            visits.popitem(last=False)
+        return session
+
+
 class Enricher:
     """Turns a validated payload plus request facts into a ``NewEvent``."""
 
-    def __init__(self, hasher: VisitorHasher) -> None:
+    def __init__(self, hasher: VisitorHasher, visits: Visits | None = None) -> None:
         self.hasher = hasher
+        self.visits = visits if visits is not None else Visits()
 
     def enrich(self, payload: TrackPayload, ip: str, user_agent: str, ts: int) -> NewEvent:
         """The event to store; the IP and User-Agent do not leave this method."""
@@ -159,7 +195,8 @@ class Enricher:
             event_type=payload.event_type,
             pathname=payload.pathname,
             visitor_id=visitor_id,
-            session_id=payload.session_id or visitor_id,
+            session_id=payload.session_id or self.visits.session_id(
+                payload.website_id, visitor_id, ts),
             referrer=payload.referrer,
             source=source,
             hostname=payload.hostname,
@@ -170,4 +207,7 @@ class Enricher:
             os=os_name,
             country=country_of(ip),
             props=payload.props,
+            interactive=payload.interactive,
+            revenue_amount=payload.revenue_amount,
+            revenue_currency=payload.revenue_currency,
         )

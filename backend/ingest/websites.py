@@ -16,6 +16,7 @@ class WebsiteCache:
         self._ttl = ttl
         self._sites: dict[str, tuple[float, Website | None]] = {}
         self._origins: tuple[float, frozenset[str], tuple[str, ...]] | None = None
+        self._domains: dict[str, tuple[float, Website | None]] = {}
 
     def get(self, website_id: str) -> Website | None:
         """The website with this id, or None; cached for a few seconds (misses too)."""
@@ -27,6 +28,21 @@ class WebsiteCache:
             self._sites.clear()
         website = Website.get_or_none(Website.id == website_id)
         self._sites[website_id] = (now + self._ttl, website)
+        return website
+
+    def by_domain(self, domain: str) -> Website | None:
+        """The website of ``domain`` (``www.`` and case ignored; the oldest if several share
+        it), or None; cached like ``get``."""
+        domain = domain.strip().lower().removeprefix("www.")
+        now = time.monotonic()
+        hit = self._domains.get(domain)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        if len(self._domains) > 10_000:  # domains are attacker-chosen too
+            self._domains.clear()
+        website = (Website.select().where(Website.domain.in_([domain, "www." + domain]))
+                   .order_by(Website.created_at, Website.id).first())
+        self._domains[domain] = (now + self._ttl, website)
         return website
 
     def origin_known(self, origin: str) -> bool:
@@ -55,4 +71,5 @@ class WebsiteCache:
             self._sites.clear()
         else:
             self._sites.pop(website_id, None)
+        self._domains.clear()
         self._origins = None

@@ -44,6 +44,7 @@ def _values(e: NewEvent) -> tuple[Any, ...]:
         e.website_id, e.ts, e.event_type, e.pathname, e.visitor_id, e.session_id, e.referrer,
         e.source, e.hostname, e.title, e.screen_width, e.device, e.browser, e.os, e.country,
         json.dumps(e.props, ensure_ascii=False, separators=(",", ":")),
+        e.interactive, e.revenue_amount, e.revenue_currency,
     )
 
 

@@ -20,6 +20,7 @@ RECENT_EVENTS = 20
 TOP_N = 10
 HISTORY_MINUTES = 30
 DIMENSIONS = ("source", "country", "device")
+ENGAGEMENT = "engagement"  # Plausible's time-on-page pings: presence, not activity
 
 
 @dataclass(slots=True)
@@ -76,14 +77,20 @@ class LiveStats:
         session_key = event.session_id or event.visitor_id
         self._sessions[session_key] = ts
         self._sessions.move_to_end(session_key)
+        if event.event_type == ENGAGEMENT and event.visitor_id in self._visitors:
+            # Still there, on the page of their last pageview or event: never in the feed.
+            self._visitors[event.visitor_id].last_ts = ts
+            self._visitors.move_to_end(event.visitor_id)
+            return True
         visitor = self._visitors.pop(event.visitor_id, None)
         if visitor is not None:
             self._forget(visitor)
         visitor = _Visitor(ts, event.pathname, event.source, event.country, event.device)
         self._visitors[event.visitor_id] = visitor
         self._remember(visitor)
-        self._recent.appendleft(event)
-        self._count_minute(event)
+        if event.event_type != ENGAGEMENT:
+            self._recent.appendleft(event)
+            self._count_minute(event)
         return True
 
     def add_all(self, events: Iterable[EventRecord]) -> None:
