@@ -17,7 +17,7 @@ from backend.auth import LoginThrottle
 from backend.handlers.base import JSONErrorHandler, hide_client_addresses
 from backend.handlers.compat import PlausibleEventHandler, UmamiSendHandler
 from backend.handlers.live import LiveStreamHandler
-from backend.handlers.status import STATIC_DIR, HealthHandler, MetricsHandler, TrackerScriptHandler
+from backend.handlers.status import HealthHandler, MetricsHandler, TrackerScriptHandler
 from backend.handlers.track import TrackHandler
 from backend.ingest.enrichment import Enricher, VisitorHasher
 from backend.ingest.limits import RateLimiter
@@ -28,6 +28,7 @@ from backend.live.sse import LiveStreams
 from backend.metrics import Metrics
 from backend.services import Services
 from backend.settings import Settings
+from backend.tracker_script import tracker_script
 from models import setup_database
 from models.entities import Event, Salt
 from models.reports import events_after, events_since
@@ -79,7 +80,8 @@ def make_app(services: Services, fallback: list[Any] | None = None) -> tornado.w
         (r"/api/event", PlausibleEventHandler, deps),
         (r"/api/send", UmamiSendHandler, deps),
         (r"/admin/analytics/live", LiveStreamHandler, deps),
-        (r"/js/(pulse\.js)", TrackerScriptHandler, {"path": str(STATIC_DIR)}),
+        (r"/js/pulse(?:\.([0-9a-f]{8,64}))?\.js", TrackerScriptHandler,
+         {"script": tracker_script()}),
         (r"/healthz", HealthHandler, deps),
         (r"/metrics", MetricsHandler, deps),
         (r"/(?:web|admin/analytics|api)/.*", JSONErrorHandler, deps),

@@ -9,6 +9,7 @@ import tornado.web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from backend.handlers.base import BaseHandler
+from backend.tracker_script import TrackerScript
 from models.db import database
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
@@ -45,11 +46,57 @@ class MetricsHandler(BaseHandler):
         self.finish(generate_latest(self.services.metrics.registry))
 
 
-class TrackerScriptHandler(tornado.web.StaticFileHandler):
-    """``GET /js/pulse.js``: the tracker, cacheable for an hour, loadable from any origin."""
+class TrackerScriptHandler(tornado.web.RequestHandler):
+    """``GET /js/pulse.js`` (cached for an hour, with an ETag) and ``GET /js/pulse.<version>.js``
+    (cached forever): the minified tracker, gzip-compressed when the client accepts it,
+    loadable from any origin. An outdated version is answered with the current tracker, as the
+    plain URL would be, so a page cached with an old tag keeps working."""
 
-    def set_extra_headers(self, path: str) -> None:
-        """Caching and CORS headers."""
-        self.set_header("Cache-Control", "public, max-age=3600")
+    script: TrackerScript
+
+    def initialize(self, script: TrackerScript) -> None:
+        """Receive the tracker built once at start."""
+        self.script = script
+
+    def compute_etag(self) -> str | None:
+        """Set by ``get`` itself (one ETag per encoding)."""
+        return None
+
+    def _accepts_gzip(self) -> bool:
+        for part in self.request.headers.get("Accept-Encoding", "").split(","):
+            name, _, params = part.strip().partition(";")
+            if name.strip().lower() in ("gzip", "*"):
+                quality = params.strip().removeprefix("q=").strip() or "1"
+                try:
+                    return float(quality) > 0
+                except ValueError:
+                    return False
+        return False
+
+    def get(self, version: str | None = None) -> None:
+        """Answer the tracker (or ``304`` when the client's copy is current)."""
+        script = self.script
+        if version is not None and version == script.version:
+            self.set_header("Cache-Control", "public, max-age=31536000, immutable")
+        else:
+            self.set_header("Cache-Control", "public, max-age=3600")
         self.set_header("Access-Control-Allow-Origin", "*")
         self.set_header("Content-Type", "application/javascript; charset=utf-8")
+        self.set_header("Vary", "Accept-Encoding")
+        gzipped = self._accepts_gzip()
+        etag = f'"{script.version}-gzip"' if gzipped else f'"{script.version}"'
+        self.set_header("Etag", etag)
+        asked = self.request.headers.get("If-None-Match", "")
+        if asked and (asked.strip() == "*" or any(
+                tag.strip().removeprefix("W/").strip('"') in
+                (script.version, script.version + "-gzip") for tag in asked.split(","))):
+            self.set_status(304)
+            self.finish()
+            return
+        if gzipped:
+            self.set_header("Content-Encoding", "gzip")
+        self.finish(script.gzipped if gzipped else script.plain)
+
+    def head(self, version: str | None = None) -> None:
+        """Headers only."""
+        self.get(version)

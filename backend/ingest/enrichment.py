@@ -152,26 +152,28 @@ class Visits:
     def __init__(self, idle_ms: int = VISIT_IDLE_MS, max_visits: int = MAX_OPEN_VISITS) -> None:
         self.idle_ms = idle_ms
         self.max_visits = max_visits
-        self._open: OrderedDict[str, tuple[str, int]] = OrderedDict()  # key → (id, last ts)
+        # hash of (website, visitor) → (the visit's first ts, its last ts): about 200 bytes each
+        self._open: OrderedDict[int, tuple[int, int]] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._open)
 
     def session_id(self, website_id: str, visitor_id: str, ts: int) -> str:
         """The id of the visit this event belongs to: the open one, or a new one."""
-        key = website_id + "\x00" + visitor_id
+        key = hash((website_id, visitor_id))
         found = self._open.pop(key, None)
         if found is not None and ts - found[1] <= self.idle_ms:
-            session, last = found[0], max(ts, found[1])
+            start, last = found[0], max(ts, found[1])
         else:
-            digest = hashlib.blake2b(f"{key}\x00{ts}".encode(), digest_size=10)
-            session, last = "s-" + digest.hexdigest(), ts
-        self._open[key] = (session, last)
+            start, last = ts, ts
+        self._open[key] = (start, last)
         visits = self._open
         while visits and (len(visits) > self.max_visits
                           or ts - visits[next(iter(visits))][1] > self.idle_ms):
             visits.popitem(last=False)
-        return session
+        digest = hashlib.blake2b(f"{website_id}\x00{visitor_id}\x00{start}".encode(),
+                                 digest_size=10)
+        return "s-" + digest.hexdigest()
 
 
 class Enricher:

@@ -11,6 +11,9 @@
   var endpoint = attr('api') || new URL(script.src, loc.href).origin + '/web/analytics/track';
   var hashMode = flag('hash');
   var debug = flag('debug');
+  // Nothing is kept in the browser unless the site opts in (with its visitors' consent) to
+  // persistent ids; the server then derives the visitor and the visit itself.
+  var persist = attr('persist') === 'local';
   var SESSION_IDLE = 30 * 60 * 1000;
   var log = function (what, detail) {
     if (debug) detail === undefined ? w.console.log('[Pulse] ' + what)
@@ -38,9 +41,10 @@
       .join('');
   };
 
-  // The anonymous visitor id (kept in localStorage), or '' when storage is blocked
-  // (the server then derives a daily id itself).
+  // With data-persist="local": the anonymous visitor id (kept in localStorage), or '' when
+  // storage is blocked (the server then derives a daily id itself).
   var visitorId = function () {
+    if (!persist) return '';
     try {
       var id = w.localStorage.getItem('pulse_vid');
       if (!id) w.localStorage.setItem('pulse_vid', id = randomId());
@@ -50,6 +54,7 @@
 
   // The session id of this tab (sessionStorage); a new one after 30 minutes without events.
   var sessionId = function () {
+    if (!persist) return '';
     try {
       var now = Date.now();
       var saved = (w.sessionStorage.getItem('pulse_sid') || '').split('|');
@@ -71,8 +76,8 @@
       website_id: site,
       event_type: String(type).slice(0, 64),
       pathname: (path() + loc.search).slice(0, 2048),
-      visitor_id: visitorId(),
-      session_id: sessionId(),
+      visitor_id: visitorId() || undefined,
+      session_id: sessionId() || undefined,
       referrer: d.referrer.slice(0, 2048),
       hostname: loc.hostname,
       title: d.title.slice(0, 500),
@@ -81,7 +86,7 @@
     });
     log(type, body);
     if (w.fetch) {
-      w.fetch(endpoint, { method: 'POST', body: body, keepalive: true, credentials: 'omit' })
+      return w.fetch(endpoint, { method: 'POST', body: body, keepalive: true, credentials: 'omit' })
         .then(function (r) { if (!r.ok) log('rejected ' + type + ': HTTP ' + r.status); },
               function (e) { log('not sent: ' + e); });
     } else if (nav.sendBeacon) {
@@ -94,7 +99,7 @@
     var current = path();
     if (current === lastPath) return;  // replaceState and friends without a new page
     lastPath = current;
-    send('pageview');
+    return send('pageview');
   };
 
   // SPA navigation: history API calls, back/forward, and hash routes when asked.
@@ -123,9 +128,13 @@
   d.addEventListener('click', onClick, true);
   d.addEventListener('auxclick', onClick, true);
 
-  // window.pulse('signup', {props: {plan: 'pro'}}), also for calls queued before this loaded.
-  w.pulse = function (name, options) { send(name, options && options.props); };
   log('initialized', { website_id: site, endpoint: endpoint, tracking: reason || 'on' });
-  pageview();
+  // window.pulse('signup', {props: {plan: 'pro'}}), also for calls queued before this loaded:
+  // they go out once the first pageview has been answered, so it is always the visit's first.
+  var ready = w.Promise && w.Promise.resolve(pageview());
+  w.pulse = function (name, options) {
+    var go = function () { send(name, options && options.props); };
+    ready ? ready.then(go, go) : go();
+  };
   for (var i = 0; i < queued.length; i++) w.pulse.apply(w, queued[i]);
 })(window, document);

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from backend.tracker_script import tracker_script
 from tests.e2e_support import BROWSER_UA, PulseProcess, chromium, require_browser
 
 PATIENCE_MS = 60_000  # how long the browser may take on a busy machine (a bound, not a speed)
@@ -61,7 +62,7 @@ async def test_first_run_to_a_live_count_in_a_browser(tmp_path: Path) -> None:
             await page.wait_for_url(base_url + "/websites/*", timeout=PATIENCE_MS)
             website_id = page.url.rsplit("/", 1)[1]
             snippet = (f'<script defer data-website-id="{website_id}" '
-                       f'src="{base_url}/js/pulse.js"></script>')
+                       f'src="{base_url}{tracker_script().path}"></script>')
             await expect(page.get_by_text(snippet)).to_be_visible()
 
             await page.goto(base_url + "/")

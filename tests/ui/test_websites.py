@@ -8,6 +8,7 @@ import pytest
 from nicegui import ui
 from starlette.requests import Request
 
+from backend.tracker_script import tracker_script
 from models.entities import Event, Website, now_ms
 from models.records import NewEvent
 from models.websites import create_website
@@ -178,5 +179,5 @@ def test_the_snippet_origin_follows_the_forwarded_host_and_scheme() -> None:
     forged = request({"Host": 'evil"><script>', "X-Forwarded-Proto": "javascript"})
     assert request_origin(forged) == "http://127.0.0.1:8123"
     assert snippet_text("abc", "https://stats.example.org") == (
-        '<script defer data-website-id="abc" src="https://stats.example.org/js/pulse.js">'
-        "</script>")
+        '<script defer data-website-id="abc" '
+        f'src="https://stats.example.org/js/pulse.{tracker_script().version}.js"></script>')

@@ -7,6 +7,7 @@ import re
 from fastapi import Request
 from nicegui import ui
 
+from backend.tracker_script import tracker_script
 from ui.components.copyable import copyable
 
 _HOST = re.compile(r"^[A-Za-z0-9.\-]{1,253}(:[0-9]{1,5})?$|^\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$")
@@ -26,9 +27,10 @@ def request_origin(request: Request) -> str:
 
 
 def snippet_text(website_id: str, origin: str) -> str:
-    """The <script> tag that loads the tracker for ``website_id``."""
+    """The <script> tag that loads the tracker for ``website_id`` (its versioned URL, which
+    browsers cache for a year; a new Pulse release serves a new one)."""
     return (f'<script defer data-website-id="{website_id}" '
-            f'src="{origin}/js/pulse.js"></script>')
+            f'src="{origin}{tracker_script().path}"></script>')
 
 
 def tracker_snippet(website_id: str, origin: str) -> None:
