@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from backend.tracker_script import tracker_script
 from tests.e2e_support import (
     BROWSER_UA,
     PulseProcess,
@@ -38,7 +39,8 @@ class Setup:
     def render(self, template: str, target: str, **values: str) -> None:
         """Write ``tests/pages/<template>`` into the site as ``target``, placeholders filled."""
         text = (PAGES / template).read_text()
-        values = {"pulse": self.pulse.base_url, "website_id": self.website_id, **values}
+        values = {"pulse": self.pulse.base_url, "website_id": self.website_id, "attrs": "",
+                  "script": "/js/pulse.js", **values}
         for key, value in values.items():
             text = text.replace("{{" + key + "}}", value)
         path = self.root / target
@@ -129,8 +131,11 @@ async def test_spa_pageviews_custom_and_outbound_events_reach_the_live_stream(
 
 
 @pytest.mark.asyncio
-async def test_hash_routes_count_as_pages_and_a_new_tab_is_a_new_session(setup: Setup) -> None:
-    setup.render("hash/index.html", "hash/index.html")
+@pytest.mark.parametrize("persist", [False, True], ids=["default", "data-persist=local"])
+async def test_hash_routes_count_as_pages_and_tabs_share_a_visit_unless_ids_persist(
+        setup: Setup, persist: bool) -> None:
+    setup.render("hash/index.html", "hash/index.html",
+                 attrs='data-persist="local"' if persist else "")
     reader = setup.sse()
     await reader.wait_for(lambda r: bool(r.of_type("connected")), timeout=30)
     try:
@@ -144,12 +149,60 @@ async def test_hash_routes_count_as_pages_and_a_new_tab_is_a_new_session(setup: 
             second = await context.new_page()  # another tab of the same visitor
             await second.goto(f"{setup.site.origin}/hash/")
             events = await wait_events(reader, 3)
+            stored = await first.evaluate("[localStorage.length, sessionStorage.length]")
     finally:
         reader.close()
 
     assert [e["pathname"] for e in events] == ["/hash/start", "/hash/settings", "/hash/"]
     assert len({e["visitor_id"] for e in events}) == 1
-    assert events[0]["session_id"] == events[1]["session_id"] != events[2]["session_id"]
+    if persist:  # a random id in localStorage, a visit per tab in sessionStorage
+        assert stored == [1, 1]
+        assert events[0]["session_id"] == events[1]["session_id"] != events[2]["session_id"]
+    else:  # the server's visit: 30 minutes idle per visitor
+        assert stored == [0, 0]
+        assert events[0]["session_id"] == events[1]["session_id"] == events[2]["session_id"]
+
+
+@pytest.mark.asyncio
+async def test_the_default_tag_stores_nothing_and_two_pageviews_are_one_visitor_and_visit(
+        setup: Setup) -> None:
+    setup.render("shop.html", "shop.html", outbound="https://example.org/",
+                 script=tracker_script().path)  # the versioned URL the panel's snippet shows
+    reader = setup.sse()
+    await reader.wait_for(lambda r: bool(r.of_type("connected")), timeout=30)
+    try:
+        async with chromium() as browser:
+            context = await browser.new_context(user_agent=BROWSER_UA)
+            page = await context.new_page()
+            await page.goto(f"{setup.site.origin}/shop.html")
+            await wait_events(reader, 2)  # the pageview and the queued "early" call
+            await page.goto(f"{setup.site.origin}/shop.html?again=1")  # a second page load
+            events = await wait_events(reader, 4)
+            storage = await page.evaluate(
+                "[localStorage.length, sessionStorage.length, document.cookie]")
+            cookies = await context.cookies()
+    finally:
+        reader.close()
+
+    assert [(e["event_type"], e["pathname"]) for e in events] == [
+        ("pageview", "/shop.html"), ("early", "/shop.html"),
+        ("pageview", "/shop.html"), ("early", "/shop.html")]
+    assert storage == [0, 0, ""]
+    assert cookies == []
+    assert len({e["visitor_id"] for e in events}) == 1
+    assert len({e["session_id"] for e in events}) == 1
+    stats = await reader_stats(setup)
+    assert (stats["currentVisitors"], stats["uniqueVisitors"]) == (1, 1)
+
+
+async def reader_stats(setup: Setup) -> dict[str, Any]:
+    """The ``connected`` frame of a fresh subscriber: the live window's numbers now."""
+    reader = setup.sse()
+    try:
+        await reader.wait_for(lambda r: bool(r.of_type("connected")), timeout=30)
+        return reader.of_type("connected")[0].data["data"]
+    finally:
+        reader.close()
 
 
 PRIVACY_CASES = {
