@@ -233,7 +233,8 @@ UMAMI_ERRORS = [
     ({"type": "bogus", "payload": {}}, 400, "type: must be"),
     ({"type": "event", "payload": {"url": "/"}}, 400, "website: is required"),
     ({"type": "event", "payload": {"website": "00000000-0000-0000-0000-000000000000",
-                                   "url": "/"}}, 400, "website: not found"),
+                                   "hostname": "nobody.example", "url": "/"}}, 400,
+     "website: not found"),
     ({"type": "event", "payload": {"website": "{id}", "url": "/", "data": [1]}}, 400,
      "data: must be an object"),
     ({"type": "event", "payload": {"website": "{id}", "url": "/", "name": "a/b"}}, 400,
@@ -251,6 +252,16 @@ async def test_umami_errors(http_client: Any, base_url: str, website: Website, b
     assert response.code == status
     assert message in json.loads(response.body)["error"]
     assert stored() == []
+
+
+@pytest.mark.gen_test
+async def test_an_umami_website_id_unknown_here_is_found_by_the_hostname(
+        http_client: Any, base_url: str, website: Website) -> None:
+    response = await umami(http_client, base_url, {"type": "event", "payload": {
+        "website": "6e9fb5c4-0000-4000-8000-000000000001", "hostname": "www.example.com",
+        "url": "/"}})
+    assert response.code == 200
+    assert [e.website_id for e in stored()] == [website.id]
 
 
 @pytest.mark.gen_test

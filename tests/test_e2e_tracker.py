@@ -1,8 +1,18 @@
-"""The tracker in a real browser: a cross-origin SPA page with the one-tag snippet, a real Pulse
-server, and an SSE subscriber that must see every pageview and event."""
+"""The trackers in a real browser: a cross-origin SPA page with our one-tag snippet, or with
+Plausible's or Umami's official tracker, a real Pulse server, and an SSE subscriber that must
+see every pageview and event.
+
+The official trackers, as published on the npm registry, are fetched once with ``npm pack``
+into ``~/.cache/pulse-tests/npm`` (never committed); without npm (or the registry) their tests
+skip, unless ``PULSE_REQUIRE_BROWSER=1``."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import tarfile
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -252,3 +262,129 @@ async def test_the_tracker_stays_silent_when_it_must(setup: Setup, case: str) ->
     assert tracked == []
     assert f"[Pulse] ignored pageview: {reason}" in console
     assert [e["pathname"] for e in events] == ["/shop.html", "/shop.html"]
+
+
+# Plausible's and Umami's official trackers: pageview, SPA navigation, a custom event with
+# properties and an outbound link arrive live over SSE, with one visitor id.
+
+CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "pulse-tests" / "npm"
+PLAUSIBLE = ("@plausible-analytics/tracker@0.4.6", "package/plausible.js")
+# Umami publishes no separate tracker package: the `umami` package ships the tracker's source
+# (src/tracker/index.js, which its build only minifies into public/script.js).
+UMAMI = ("umami@2.10.0", "package/src/tracker/index.js")
+
+
+def npm_file(spec: str, member: str) -> Path:
+    """``member`` of the npm package ``spec``, downloaded once into the cache."""
+    target = CACHE / spec.replace("/", "+") / member
+    if target.exists():
+        return target
+    problem = ""
+    npm = shutil.which("npm")
+    if npm is None:
+        problem = "npm is missing (apt-get install npm)"
+    else:
+        CACHE.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=CACHE) as scratch:
+            result = subprocess.run([npm, "pack", spec, "--pack-destination", scratch],
+                                    capture_output=True, text=True, timeout=300)
+            tarballs = list(Path(scratch).glob("*.tgz"))
+            if result.returncode != 0 or not tarballs:
+                problem = f"npm pack {spec} failed: {result.stderr.strip()[-300:]}"
+            else:
+                with tarfile.open(tarballs[0]) as archive:
+                    archive.extract(member, Path(scratch) / "out", filter="data")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(Path(scratch) / "out" / member, target)
+    if problem:
+        if os.environ.get("PULSE_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"the official tracker tests are required here but {problem}")
+        pytest.skip(problem)
+    return target
+
+
+def live_events(reader: SSEReader) -> list[dict[str, Any]]:
+    """Events received over SSE, oldest first."""
+    return [frame.data["data"] for frame in reader.of_type("new_event")]
+
+
+def activity(reader: SSEReader) -> list[dict[str, Any]]:
+    """What the live feed shows: every event but Plausible's engagement pings."""
+    return [e for e in live_events(reader) if e["event_type"] != "engagement"]
+
+
+async def wait_activity(reader: SSEReader, count: int) -> list[dict[str, Any]]:
+    """Wait until ``count`` feed events arrived; return them."""
+    await reader.wait_for(lambda r: len(activity(r)) >= count, timeout=30)
+    return activity(reader)
+
+
+async def drive_shop(setup: Setup, page_name: str) -> tuple[list[dict[str, Any]], SSEReader]:
+    """Open the page, navigate (SPA), sign up and follow the outbound link; return the feed
+    events and the reader (closed)."""
+    reader = setup.sse()
+    await reader.wait_for(lambda r: bool(r.of_type("connected")), timeout=30)
+    try:
+        async with chromium() as browser:
+            page = await browser.new_page(user_agent=BROWSER_UA)
+            await page.goto(f"{setup.site.origin}/{page_name}")
+            await wait_activity(reader, 1)
+            await page.click("#to-products")
+            await wait_activity(reader, 2)
+            await page.click("#signup")
+            await wait_activity(reader, 3)
+            await page.click("#outbound")
+            events = await wait_activity(reader, 4)
+            await page.wait_for_url(f"{setup.pulse.base_url}/healthz")
+    finally:
+        reader.close()
+    return events, reader
+
+
+@pytest.mark.asyncio
+async def test_plausibles_official_tracker(setup: Setup) -> None:
+    shutil.copy(npm_file(*PLAUSIBLE), setup.root / "plausible.js")
+    outbound = f"{setup.pulse.base_url}/healthz"
+    setup.render("official/plausible.html", "shop.html", outbound=outbound)
+    events, reader = await drive_shop(setup, "shop.html")
+
+    assert [(e["event_type"], e["pathname"]) for e in events] == [
+        ("pageview", "/shop.html"),
+        ("pageview", "/products"),
+        ("signup", "/products"),
+        ("Outbound Link: Click", "/products"),
+    ]
+    assert events[2]["props"] == {"plan": "pro"}
+    assert events[3]["props"] == {"url": outbound}
+    assert events[0]["browser"] == "Chrome" and events[0]["hostname"] == "127.0.0.1"
+    everything = live_events(reader)
+    assert len({e["visitor_id"] for e in everything}) == 1
+    assert len({e["session_id"] for e in everything}) == 1
+    # Leaving a page (SPA navigation, the tab hidden) sends an engagement ping: stored and
+    # streamed, never part of the feed.
+    engagement = [e for e in everything if e["event_type"] == "engagement"]
+    assert engagement, "Plausible's tracker sent no engagement event"
+    assert set(engagement[0]["props"]) == {"sd", "e"}
+    assert engagement[0]["interactive"] is False
+
+
+@pytest.mark.asyncio
+async def test_umamis_official_tracker(setup: Setup) -> None:
+    shutil.copy(npm_file(*UMAMI), setup.root / "umami.js")
+    outbound = f"{setup.pulse.base_url}/healthz"
+    setup.render("official/umami.html", "shop.html", outbound=outbound)
+    events, reader = await drive_shop(setup, "shop.html")
+
+    assert [(e["event_type"], e["pathname"]) for e in events] == [
+        ("pageview", "/shop.html"),
+        ("pageview", "/products"),
+        ("signup", "/products"),
+        ("outbound-link-click", "/products"),
+    ]
+    assert events[0]["title"] == "Home — Umami's tracker on Pulse"
+    assert events[1]["title"] == "Products — Umami's tracker on Pulse"
+    assert events[2]["props"] == {"plan": "pro"}
+    assert events[3]["props"] == {"url": outbound}
+    assert events[0]["browser"] == "Chrome" and events[0]["hostname"] == "127.0.0.1"
+    assert len({e["visitor_id"] for e in events}) == 1
+    assert len({e["session_id"] for e in events}) == 1

@@ -78,9 +78,13 @@ class UmamiSendHandler(TrackHandler):
         if payload is None:  # identify: Pulse keeps no per-session data
             self._answer({"cache": ""})
             return
-        website = self.services.websites.get(payload.website_id)
+        websites = self.services.websites
+        # A site switching from Umami keeps its Umami website id: the hostname finds it.
+        website = websites.get(payload.website_id) or (
+            websites.by_domain(payload.hostname) if payload.hostname else None)
         if website is None:
             raise self._drop("unknown_website", 400, "website: not found")
+        payload.website_id = website.id
         if not self.check_origin(website):
             raise self._drop("origin", 403, "origin not allowed for this website")
         try:
