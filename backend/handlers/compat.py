@@ -50,7 +50,7 @@ class PlausibleEventHandler(TrackHandler):
             except Dropped:
                 continue
             except ApiError as exc:
-                if exc.status_code != 429:
+                if exc.status_code not in (404, 429):  # throttled, or deleted meanwhile
                     raise
                 continue
             stored += 1
