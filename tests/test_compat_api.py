@@ -9,9 +9,12 @@ from typing import Any
 import pytest
 
 from backend.services import Services
+from backend.settings import Settings
 from models.entities import Event, Website
 from models.websites import create_website
 from tests.conftest import BROWSER_UA
+from tests.openapi_check import check_response
+from tests.server_support import RawHTTP, ThreadedServer
 
 PAGE = "https://www.example.com/pricing?utm_source=news&plan=pro#faq"
 
@@ -289,3 +292,35 @@ async def test_cors_preflight_allows_umamis_cache_header(http_client: Any, base_
     response = await umami(http_client, base_url, {"type": "event", "payload": {
         "website": website.id, "url": "/"}}, Origin="https://evil.example")
     assert response.code == 403
+
+
+@pytest.mark.parametrize("trust_proxy", [True, False], ids=["trusted proxy", "direct"])
+def test_events_from_a_backend_carry_the_visitors_user_agent_and_ip(
+        tmp_path: Any, trust_proxy: bool) -> None:
+    server = ThreadedServer(Settings(
+        data_dir=tmp_path, host="127.0.0.1", port=0, secret="compat-" + "s" * 30,
+        rate_per_ip=0, rate_per_website=0, trust_proxy=trust_proxy))
+    try:
+        create_website("example.com")
+        server.start()
+        client = RawHTTP(server.port)
+        body = json.dumps({"name": "Purchase", "url": "https://example.com/checkout",
+                           "domain": "example.com", "props": {"plan": "pro"},
+                           "revenue": {"amount": "15.99", "currency": "EUR"}}).encode()
+        for ip in ("81.169.145.1", "81.169.145.1", "2.16.0.1"):  # two visitors: DE, then NL
+            response = client.request("POST", "/api/event", [
+                (b"Content-Type", b"application/json"), (b"User-Agent", BROWSER_UA.encode()),
+                (b"X-Forwarded-For", ip.encode())], body)
+            assert response is not None and response.status == 202
+            check_response("/api/event", "POST", response)
+        events = server.call(stored)
+    finally:
+        server.stop()
+    visitors = [e.visitor_id for e in events]
+    if trust_proxy:  # the visitor's IP makes the visitor id and the country
+        assert visitors[0] == visitors[1] != visitors[2]
+        assert [e.country for e in events] == ["DE", "DE", "NL"]
+    else:  # the header is ignored: every event is the backend's own (loopback)
+        assert len(set(visitors)) == 1
+        assert [e.country for e in events] == ["", "", ""]
+    assert str(events[0].revenue_amount) == "15.99"
