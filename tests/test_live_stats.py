@@ -96,3 +96,18 @@ def test_top_dimensions_and_per_minute_history() -> None:
     assert len(minutes) == 30
     assert sum(m["pageviews"] for m in minutes) == 2
     assert sum(m["visitors"] for m in minutes) == 3
+
+
+def test_engagement_keeps_a_visitor_current_but_never_shows() -> None:
+    stats = LiveStats("w1", WINDOW_MS)
+    stats.add(event("alice", "/docs", T0))
+    stats.add(event("alice", "/docs", T0 + WINDOW_MS - 1000, kind="engagement"))
+    stats.add(event("bob", "/gone", T0 + 1000, kind="engagement"))  # not in the window: ignored
+    assert [e.event_type for e in stats.recent_events()] == ["pageview"]
+    assert stats.active_pages() == [{"pathname": "/docs", "visitors": 1}]
+    assert (stats.current_visitors, stats.unique_visitors) == (1, 1)
+    minutes = stats.per_minute(T0 + WINDOW_MS)
+    assert sum(row["pageviews"] for row in minutes) == 1
+    assert sum(row["visitors"] for row in minutes) == 1  # bob's ping counted nowhere
+    stats.expire(T0 + WINDOW_MS + 1)  # the pageview alone would have left the window by now
+    assert (stats.current_visitors, stats.unique_visitors) == (1, 1)

@@ -74,23 +74,28 @@ class LiveStats:
             return False
         self.last_id = event.id
         ts = event.ts
+        if event.event_type == ENGAGEMENT:
+            # Still there, on the page of their last pageview or event (a visitor who already
+            # left the window stays out): never in the feed, the pages or the per-minute counts.
+            visitor = self._visitors.get(event.visitor_id)
+            if visitor is not None:
+                visitor.last_ts = max(visitor.last_ts, ts)
+                self._visitors.move_to_end(event.visitor_id)
+                session_key = event.session_id or event.visitor_id
+                self._sessions[session_key] = max(ts, self._sessions.get(session_key, ts))
+                self._sessions.move_to_end(session_key)
+            return True
         session_key = event.session_id or event.visitor_id
         self._sessions[session_key] = ts
         self._sessions.move_to_end(session_key)
-        if event.event_type == ENGAGEMENT and event.visitor_id in self._visitors:
-            # Still there, on the page of their last pageview or event: never in the feed.
-            self._visitors[event.visitor_id].last_ts = ts
-            self._visitors.move_to_end(event.visitor_id)
-            return True
         visitor = self._visitors.pop(event.visitor_id, None)
         if visitor is not None:
             self._forget(visitor)
         visitor = _Visitor(ts, event.pathname, event.source, event.country, event.device)
         self._visitors[event.visitor_id] = visitor
         self._remember(visitor)
-        if event.event_type != ENGAGEMENT:
-            self._recent.appendleft(event)
-            self._count_minute(event)
+        self._recent.appendleft(event)
+        self._count_minute(event)
         return True
 
     def add_all(self, events: Iterable[EventRecord]) -> None:
