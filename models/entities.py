@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import peewee
+from playhouse.migrate import SchemaMigrator, migrate
 
 from models.db import BaseModel
 
@@ -28,11 +29,22 @@ class User(BaseModel):
     password_hash = peewee.CharField(max_length=255)
     is_admin = peewee.BooleanField(default=False)
     created_at = peewee.BigIntegerField(default=now_ms)
+    theme = peewee.CharField(max_length=8, default="auto")  # the panel's: auto, dark or light
 
     @classmethod
     def by_email(cls, email: str) -> User | None:
         """The user with this email (case-insensitive), if any."""
         return cls.get_or_none(cls.email == email.strip().lower())
+
+    def save_theme(self, theme: str) -> None:
+        """Remember the panel theme this user chose (one of THEMES)."""
+        if theme not in THEMES:
+            raise ValueError(f"unknown theme {theme!r}")
+        self.theme = theme
+        self.save(only=[User.theme])
+
+
+THEMES = ("auto", "dark", "light")  # auto follows the system's preference
 
 
 def new_website_id() -> str:
@@ -229,4 +241,13 @@ def create_schema(db: peewee.Database) -> None:
     db.create_tables(MODELS, safe=True)
 
 
-MIGRATIONS = [create_schema]
+def add_user_theme(db: peewee.Database) -> None:
+    """Migration 2: each user's panel theme (auto, dark or light)."""
+    table = User._meta.table_name
+    if "theme" not in {column.name for column in db.get_columns(table)}:
+        migrator = SchemaMigrator.from_database(db)
+        migrate(migrator.add_column(table, "theme", peewee.CharField(max_length=8,
+                                                                     default="auto")))
+
+
+MIGRATIONS = [create_schema, add_user_theme]

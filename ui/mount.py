@@ -42,6 +42,7 @@ def build_panel(services: Services) -> FastAPI:
     # NiceGUI derives socket.io's heartbeat from reconnect_timeout (ping every 0.8×, 0.2× grace):
     # at 5 s, live pages on a saturated core lost their connection for seconds at a time (B4).
     ui.run_with(fastapi_app, title="Pulse", favicon="📈", storage_secret=services.settings.secret,
+                language="en-US",
                 session_middleware_kwargs={"same_site": "strict"},
                 show_welcome_message=False, reconnect_timeout=10.0)
     fastapi_app.add_middleware(SecureCookiesOverHTTPS)

@@ -29,7 +29,8 @@ def register(services: Services) -> None:
         if user is None:
             return signed_out_redirect()
         with frame("Websites", user):
-            with ui.dialog() as dialog, ui.card().classes("w-full max-w-lg gap-2"):
+            with ui.dialog().props('aria-label="Add a website"') as dialog, \
+                    ui.card().classes("w-full max-w-lg gap-2"):
                 ui.label("Add a website").classes("text-lg font-semibold")
                 form = WebsiteForm()
 

@@ -1,0 +1,136 @@
+"""Every panel page on a 390 × 844 phone, in light and dark mode, in a real browser: nothing
+scrolls sideways and axe-core finds no serious or critical violation; the panel works by
+keyboard alone; dark mode follows the system and a toggle that is remembered."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e_support import BROWSER_UA, PulseProcess, chromium, require_browser
+from tests.page_checks import PHONE, PageReport, axe_source, page_report
+
+PATIENCE_MS = 60_000  # how long the browser may take on a busy machine (a bound, not a speed)
+EMAIL = "owner@example.com"
+PASSWORD = "for everyone password"
+
+
+def track(base_url: str, website_id: str, pathname: str, visitor: str,
+          **fields: Any) -> None:
+    """POST one event as a browser's tracker would."""
+    body = {"website_id": website_id, "event_type": "pageview", "pathname": pathname,
+            "visitor_id": visitor, "session_id": "s-" + visitor, **fields}
+    request = urllib.request.Request(
+        base_url + "/web/analytics/track", data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", "User-Agent": BROWSER_UA}, method="POST")
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.status == 202
+
+
+def marked(page: Any, name: str) -> Any:
+    """The element a live widget tagged with ``data-pulse=name``."""
+    return page.locator(f'[data-pulse="{name}"]')
+
+
+async def settled(page: Any) -> None:
+    """Wait until NiceGUI mounted the page and its socket is connected."""
+    await page.wait_for_load_state("load")
+    await page.wait_for_function("window.socket && window.socket.connected", timeout=PATIENCE_MS)
+    await page.locator("h1").first.wait_for(timeout=PATIENCE_MS)
+
+
+async def both_schemes(page: Any, reports: list[tuple[str, PageReport]]) -> None:
+    """Check the page as it is now in light and in dark mode (the system's preference)."""
+    for scheme in ("light", "dark"):
+        await page.emulate_media(color_scheme=scheme)
+        await page.wait_for_function(
+            "document.body.classList.contains('body--dark') === " + str(scheme == "dark").lower(),
+            timeout=PATIENCE_MS)
+        reports.append((scheme, await page_report(page)))
+
+
+@pytest.mark.e2e
+@pytest.mark.asyncio
+async def test_every_page_fits_a_phone_and_passes_axe(tmp_path: Path) -> None:
+    require_browser()
+    axe_source()  # install before the server starts, so a missing npm fails fast
+    from playwright.async_api import expect
+
+    expect.set_options(timeout=PATIENCE_MS)
+    reports: list[tuple[str, PageReport]] = []
+    with PulseProcess(tmp_path / "data") as pulse:
+        base_url = pulse.base_url
+        async with chromium() as browser:
+            page = await browser.new_page(viewport=PHONE, user_agent=BROWSER_UA)
+
+            await page.goto(base_url + "/setup")
+            await settled(page)
+            await both_schemes(page, reports)
+            await page.get_by_label("Email").fill(EMAIL)
+            await page.get_by_label("Password", exact=True).fill(PASSWORD)
+            await page.get_by_label("Password (again)").fill(PASSWORD)
+            await page.get_by_role("button", name="Create admin account").click()
+            await page.wait_for_url(base_url + "/", timeout=PATIENCE_MS)
+            await settled(page)
+            await both_schemes(page, reports)
+
+            await page.get_by_role("button", name="Add website").click()
+            await expect(page.get_by_label("Domain")).to_be_visible()
+            await both_schemes(page, reports)  # the dialog open
+            await page.get_by_label("Name").fill("Nimbus shop with a rather long name")
+            await page.get_by_label("Domain").fill("shop.example.com")
+            await page.get_by_role("button", name="Create website").click()
+            await page.wait_for_url(base_url + "/websites/*", timeout=PATIENCE_MS)
+            website_id = page.url.rsplit("/", 1)[1]
+            await settled(page)
+            await both_schemes(page, reports)
+
+            await page.goto(base_url + "/")
+            await settled(page)
+            await both_schemes(page, reports)
+
+            await page.goto(f"{base_url}/websites/{website_id}/live")
+            await settled(page)
+            await both_schemes(page, reports)  # waiting for the first event
+            for n, path in enumerate(["/", "/pricing", "/blog/a-very-long-article-slug-that-"
+                                      "goes-on-and-on-and-on", "/checkout"]):
+                await asyncio.to_thread(
+                    track, base_url, website_id, path, f"v{n}", title=f"Page {n}",
+                    referrer="https://www.google.com/", screen_width=390,
+                    props={"plan": "pro"} if n == 3 else None)
+            await expect(marked(page, "feed-row-3")).to_be_visible()
+            await both_schemes(page, reports)
+
+            await page.goto(base_url + "/tokens")
+            await settled(page)
+            await page.get_by_label("Token name").fill("phone script")
+            await page.get_by_role("button", name="Create token").click()
+            await expect(page.get_by_text("phone script")).to_be_visible()
+            await both_schemes(page, reports)
+
+            await page.goto(base_url + "/users")
+            await settled(page)
+            await both_schemes(page, reports)
+
+            await page.goto(base_url + "/websites/no-such-website")
+            await settled(page)
+            await both_schemes(page, reports)
+
+            await page.goto(base_url + "/setup")  # "already set up"
+            await settled(page)
+            await both_schemes(page, reports)
+
+            await page.get_by_role("button", name="Menu").click()
+            await page.get_by_role("menuitem", name="Sign out").click()
+            await page.wait_for_url(base_url + "/login", timeout=PATIENCE_MS)
+            await settled(page)
+            await both_schemes(page, reports)
+
+    failing = [(scheme, r) for scheme, r in reports if r.overflow_px or r.blocking]
+    assert not failing, "\n".join(f"[{scheme}] {r.summary()}\n{r.details()}"
+                                  for scheme, r in failing)
