@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import uvicorn
 from fastapi import FastAPI
-from nicegui import ui
+from nicegui import app, ui
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backend.handlers.panel_proxy import panel_routes
@@ -45,6 +45,8 @@ def build_panel(services: Services) -> FastAPI:
                 language="en-US",
                 session_middleware_kwargs={"same_site": "strict"},
                 show_welcome_message=False, reconnect_timeout=10.0)
+    # Quasar's page loading bar is a progressbar: screen readers need its name.
+    app.config.quasar_config.setdefault("loadingBar", {})["aria-label"] = "Loading the page"
     fastapi_app.add_middleware(SecureCookiesOverHTTPS)
     return fastapi_app
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e_support import BROWSER_UA, PulseProcess, chromium, require_browser
+from tests.e2e_support import BROWSER_UA, PulseProcess, chromium, pulse_cli, require_browser
 from tests.page_checks import PHONE, PageReport, axe_source, page_report
 
 PATIENCE_MS = 60_000  # how long the browser may take on a busy machine (a bound, not a speed)
@@ -45,12 +45,19 @@ async def settled(page: Any) -> None:
 
 
 async def both_schemes(page: Any, reports: list[tuple[str, PageReport]]) -> None:
-    """Check the page as it is now in light and in dark mode (the system's preference)."""
+    """Check the page as it is now in light and in dark mode (the system's preference).
+
+    Reduced motion is on, so colours do not fade while axe-core reads them."""
     for scheme in ("light", "dark"):
-        await page.emulate_media(color_scheme=scheme)
+        await page.emulate_media(color_scheme=scheme, reduced_motion="reduce")
+        dark = str(scheme == "dark").lower()
+        # Quasar marks <body> first and its components (cards, menus) a render later.
         await page.wait_for_function(
-            "document.body.classList.contains('body--dark') === " + str(scheme == "dark").lower(),
+            f"document.body.classList.contains('body--dark') === {dark} && [...document"
+            f".querySelectorAll('.q-card')].every(c => c.classList.contains('q-dark') === {dark})",
             timeout=PATIENCE_MS)
+        await page.evaluate("new Promise(r => requestAnimationFrame(() => "
+                            "requestAnimationFrame(r)))")
         reports.append((scheme, await page_report(page)))
 
 
@@ -134,3 +141,117 @@ async def test_every_page_fits_a_phone_and_passes_axe(tmp_path: Path) -> None:
     failing = [(scheme, r) for scheme, r in reports if r.overflow_px or r.blocking]
     assert not failing, "\n".join(f"[{scheme}] {r.summary()}\n{r.details()}"
                                   for scheme, r in failing)
+
+
+FOCUS_VISIBLE = """() => {
+    const el = document.activeElement;
+    const style = getComputedStyle(el);
+    return el !== document.body && style.outlineStyle !== "none"
+        && parseFloat(style.outlineWidth) >= 2;
+}"""
+
+
+async def tab_to(page: Any, check: str, presses: int = 40) -> None:
+    """Press Tab until ``check`` (a JS expression on ``el``, the focused element) holds; the
+    focus must be visible on the element it lands on."""
+    for _ in range(presses):
+        await page.keyboard.press("Tab")
+        if await page.evaluate(f"(() => {{ const el = document.activeElement; "
+                               f"return !!({check}); }})()"):
+            assert await page.evaluate(FOCUS_VISIBLE), \
+                await page.evaluate("document.activeElement.outerHTML.slice(0, 200)")
+            return
+    raise AssertionError(f"Tab never reached {check}")
+
+
+@pytest.mark.e2e
+@pytest.mark.asyncio
+async def test_keyboard_only_sign_in_and_the_live_view(tmp_path: Path) -> None:
+    require_browser()
+    data_dir = tmp_path / "data"
+    pulse_cli(data_dir, "create-user", EMAIL, "--password-stdin", stdin=PASSWORD + "\n")
+    website_id = pulse_cli(data_dir, "create-website", "shop.example", "--name", "Shop") \
+        .splitlines()[-1].strip()
+    with PulseProcess(data_dir) as pulse:
+        base_url = pulse.base_url
+        async with chromium() as browser:
+            page = await browser.new_page(viewport=PHONE)
+            await page.goto(base_url + "/login")
+            await settled(page)
+            await tab_to(page, "el.tagName === 'INPUT' && el.type === 'email'")
+            await page.keyboard.type(EMAIL)
+            await tab_to(page, "el.tagName === 'INPUT' && el.type === 'password'")
+            await page.keyboard.type(PASSWORD)
+            await tab_to(page, "el.tagName === 'BUTTON' && el.textContent.includes('Sign in')")
+            await page.keyboard.press("Enter")
+            await page.wait_for_url(base_url + "/", timeout=PATIENCE_MS)
+            await settled(page)
+
+            # The header's menu opens and closes by keyboard on a phone.
+            await tab_to(page, "el.getAttribute('aria-label') === 'Menu'")
+            await page.keyboard.press("Enter")
+            menu = page.get_by_role("menu")
+            await menu.get_by_role("menuitem", name="API tokens").wait_for(timeout=PATIENCE_MS)
+            await page.keyboard.press("Escape")
+            await menu.wait_for(state="hidden", timeout=PATIENCE_MS)
+
+            await tab_to(page, "el.tagName === 'BUTTON' && el.textContent.includes('Live')")
+            await page.keyboard.press("Enter")
+            await page.wait_for_url(f"{base_url}/websites/{website_id}/live",
+                                    timeout=PATIENCE_MS)
+            await settled(page)
+            await page.wait_for_function("document.documentElement.dataset.pulseLink === 'live'",
+                                         timeout=PATIENCE_MS)
+            status = page.locator(".pulse-link-status")
+            assert await status.get_attribute("role") == "status"
+            await page.wait_for_function(
+                "document.querySelector('.pulse-link-status').textContent === 'Live: connected'",
+                timeout=PATIENCE_MS)
+            await tab_to(page, "el.tagName === 'A' && el.textContent === 'Website settings'")
+            await page.keyboard.press("Enter")
+            await page.wait_for_url(f"{base_url}/websites/{website_id}", timeout=PATIENCE_MS)
+
+
+@pytest.mark.e2e
+@pytest.mark.asyncio
+async def test_dark_mode_follows_the_system_until_the_user_picks_one(tmp_path: Path) -> None:
+    require_browser()
+    data_dir = tmp_path / "data"
+    pulse_cli(data_dir, "create-user", EMAIL, "--password-stdin", stdin=PASSWORD + "\n")
+    pulse_cli(data_dir, "create-website", "shop.example", "--name", "Shop")
+    with PulseProcess(data_dir) as pulse:
+        base_url = pulse.base_url
+        async with chromium() as browser:
+            context = await browser.new_context(viewport=PHONE, color_scheme="dark")
+            page = await context.new_page()
+            await page.goto(base_url + "/login")
+            await settled(page)
+            assert await page.evaluate("pulseDark()")  # the system says dark
+            await page.get_by_label("Email").fill(EMAIL)
+            await page.get_by_label("Password").fill(PASSWORD)
+            await page.get_by_role("button", name="Sign in").click()
+            await page.wait_for_url(base_url + "/", timeout=PATIENCE_MS)
+            await settled(page)
+            await page.emulate_media(color_scheme="light")
+            await page.wait_for_function("!pulseDark()", timeout=PATIENCE_MS)
+
+            toggle = page.locator('[aria-label^="Theme:"]')
+            assert await toggle.get_attribute("aria-label") == "Theme: same as the system"
+            await toggle.click()  # system → dark, although the system says light
+            await page.wait_for_function("pulseDark()", timeout=PATIENCE_MS)
+            assert await toggle.get_attribute("aria-label") == "Theme: dark"
+
+            await page.goto(base_url + "/tokens")  # remembered for this user
+            await settled(page)
+            assert await page.evaluate("pulseDark()")
+            other = await browser.new_page(viewport=PHONE, color_scheme="light")
+            await other.goto(base_url + "/login")  # signed out elsewhere: the system's
+            await settled(other)
+            assert not await other.evaluate("pulseDark()")
+
+            await toggle.click()  # dark → light
+            await page.wait_for_function("!pulseDark()", timeout=PATIENCE_MS)
+            await page.emulate_media(color_scheme="dark")
+            await page.reload()
+            await settled(page)
+            assert not await page.evaluate("pulseDark()")  # light, whatever the system says
