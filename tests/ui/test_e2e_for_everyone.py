@@ -212,13 +212,18 @@ async def test_keyboard_only_sign_in_and_the_live_view(tmp_path: Path) -> None:
             await page.wait_for_url(f"{base_url}/websites/{website_id}", timeout=PATIENCE_MS)
 
 
+CHART_TEXT = ("getElement(document.querySelector('.pulse-chart')).chart"
+              ".getOption().xAxis[0].axisLabel.color")
+
+
 @pytest.mark.e2e
 @pytest.mark.asyncio
 async def test_dark_mode_follows_the_system_until_the_user_picks_one(tmp_path: Path) -> None:
     require_browser()
     data_dir = tmp_path / "data"
     pulse_cli(data_dir, "create-user", EMAIL, "--password-stdin", stdin=PASSWORD + "\n")
-    pulse_cli(data_dir, "create-website", "shop.example", "--name", "Shop")
+    website_id = pulse_cli(data_dir, "create-website", "shop.example", "--name", "Shop") \
+        .splitlines()[-1].strip()
     with PulseProcess(data_dir) as pulse:
         base_url = pulse.base_url
         async with chromium() as browser:
@@ -241,17 +246,57 @@ async def test_dark_mode_follows_the_system_until_the_user_picks_one(tmp_path: P
             await page.wait_for_function("pulseDark()", timeout=PATIENCE_MS)
             assert await toggle.get_attribute("aria-label") == "Theme: dark"
 
-            await page.goto(base_url + "/tokens")  # remembered for this user
+            await page.goto(f"{base_url}/websites/{website_id}/live")  # remembered
             await settled(page)
             assert await page.evaluate("pulseDark()")
+            await page.wait_for_function(f"{CHART_TEXT} === '#cbd5e1'", timeout=PATIENCE_MS)
             other = await browser.new_page(viewport=PHONE, color_scheme="light")
             await other.goto(base_url + "/login")  # signed out elsewhere: the system's
             await settled(other)
             assert not await other.evaluate("pulseDark()")
 
-            await toggle.click()  # dark → light
+            await toggle.click()  # dark → light: the chart follows without a reload
             await page.wait_for_function("!pulseDark()", timeout=PATIENCE_MS)
+            await page.wait_for_function(f"{CHART_TEXT} === '#475569'", timeout=PATIENCE_MS)
             await page.emulate_media(color_scheme="dark")
             await page.reload()
             await settled(page)
             assert not await page.evaluate("pulseDark()")  # light, whatever the system says
+
+
+@pytest.mark.e2e
+@pytest.mark.asyncio
+async def test_the_live_view_keeps_still_for_reduced_motion(tmp_path: Path) -> None:
+    require_browser()
+    data_dir = tmp_path / "data"
+    pulse_cli(data_dir, "create-user", EMAIL, "--password-stdin", stdin=PASSWORD + "\n")
+    website_id = pulse_cli(data_dir, "create-website", "shop.example", "--name", "Shop") \
+        .splitlines()[-1].strip()
+    with PulseProcess(data_dir) as pulse:
+        base_url = pulse.base_url
+        async with chromium() as browser:
+            page = await browser.new_page(viewport=PHONE, user_agent=BROWSER_UA)
+            await page.goto(base_url + "/login")
+            await page.get_by_label("Email").fill(EMAIL)
+            await page.get_by_label("Password").fill(PASSWORD)
+            await page.get_by_role("button", name="Sign in").click()
+            await page.wait_for_url(base_url + "/", timeout=PATIENCE_MS)
+            await page.goto(f"{base_url}/websites/{website_id}/live")
+            await settled(page)
+            await page.wait_for_function("document.documentElement.dataset.pulseLink === 'live'",
+                                         timeout=PATIENCE_MS)
+            await asyncio.to_thread(track, base_url, website_id, "/", "v1")
+            await marked(page, "feed-row-0").wait_for(timeout=PATIENCE_MS)
+            ring = "getComputedStyle(document.querySelector('.pulse-dot'), '::after')"
+            row = "getComputedStyle(document.querySelector('.pulse-feed-row'))"
+            chart = "getElement(document.querySelector('.pulse-chart')).chart.getOption()"
+            assert await page.evaluate(f"{ring}.animationName") == "pulse-ring"
+            assert await page.evaluate(f"{row}.transitionDuration") == "1s"
+
+            await page.emulate_media(reduced_motion="reduce")
+            await page.wait_for_function(f"{ring}.animationName === 'none'",
+                                         timeout=PATIENCE_MS)
+            assert await page.evaluate(f"{row}.transitionDuration") in ("0s", "1e-05s")
+            await page.reload()  # the chart reads the preference when it is drawn
+            await settled(page)
+            await page.wait_for_function(f"{chart}.animation === false", timeout=PATIENCE_MS)
