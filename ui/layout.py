@@ -130,6 +130,13 @@ def frame(title: str, user: User | None = None) -> Iterator[ui.column]:
         yield column
 
 
+def section_heading(text: str) -> ui.label:
+    """A section's title under the page's h1 (an h2, so screen readers can jump to it)."""
+    label = ui.label(text).classes("text-lg font-semibold")
+    label.tag = "h2"
+    return label
+
+
 def heading_of(column: ui.column) -> ui.label:
     """The title label ``frame`` put first into its column (pages that rename it use this)."""
     first = column.default_slot.children[0]

@@ -13,7 +13,13 @@ from typing import Any
 import pytest
 
 from tests.e2e_support import BROWSER_UA, PulseProcess, chromium, pulse_cli, require_browser
-from tests.page_checks import PHONE, PageReport, axe_source, page_report
+from tests.page_checks import (
+    PHONE,
+    PageReport,
+    assert_page_for_everyone,
+    axe_source,
+    reports_in_both_schemes,
+)
 
 PATIENCE_MS = 60_000  # how long the browser may take on a busy machine (a bound, not a speed)
 EMAIL = "owner@example.com"
@@ -45,20 +51,8 @@ async def settled(page: Any) -> None:
 
 
 async def both_schemes(page: Any, reports: list[tuple[str, PageReport]]) -> None:
-    """Check the page as it is now in light and in dark mode (the system's preference).
-
-    Reduced motion is on, so colours do not fade while axe-core reads them."""
-    for scheme in ("light", "dark"):
-        await page.emulate_media(color_scheme=scheme, reduced_motion="reduce")
-        dark = str(scheme == "dark").lower()
-        # Quasar marks <body> first and its components (cards, menus) a render later.
-        await page.wait_for_function(
-            f"document.body.classList.contains('body--dark') === {dark} && [...document"
-            f".querySelectorAll('.q-card')].every(c => c.classList.contains('q-dark') === {dark})",
-            timeout=PATIENCE_MS)
-        await page.evaluate("new Promise(r => requestAnimationFrame(() => "
-                            "requestAnimationFrame(r)))")
-        reports.append((scheme, await page_report(page)))
+    """Collect the page's reports in light and dark mode (all pages fail together)."""
+    reports.extend(await reports_in_both_schemes(page))
 
 
 @pytest.mark.e2e
@@ -138,7 +132,7 @@ async def test_every_page_fits_a_phone_and_passes_axe(tmp_path: Path) -> None:
             await settled(page)
             await both_schemes(page, reports)
 
-    failing = [(scheme, r) for scheme, r in reports if r.overflow_px or r.blocking]
+    failing = [(scheme, r) for scheme, r in reports if not r.ok]
     assert not failing, "\n".join(f"[{scheme}] {r.summary()}\n{r.details()}"
                                   for scheme, r in failing)
 
@@ -210,6 +204,8 @@ async def test_keyboard_only_sign_in_and_the_live_view(tmp_path: Path) -> None:
             await tab_to(page, "el.tagName === 'A' && el.textContent === 'Website settings'")
             await page.keyboard.press("Enter")
             await page.wait_for_url(f"{base_url}/websites/{website_id}", timeout=PATIENCE_MS)
+            await settled(page)
+            await assert_page_for_everyone(page)  # the one line a new page's test needs
 
 
 CHART_TEXT = ("getElement(document.querySelector('.pulse-chart')).chart"
