@@ -121,7 +121,8 @@ def frame(title: str, user: User | None = None) -> Iterator[ui.column]:
                                 .props("role=menuitem")
                         ui.separator()
                         ui.menu_item("Sign out", sign_out).props("role=menuitem")
-    with ui.element("main").props("id=main tabindex=-1").classes("w-full"), \
+    # NiceGUI's page is the <main> landmark already; this is where "Skip to content" lands.
+    with ui.element("div").props("id=main tabindex=-1").classes("w-full"), \
             ui.column().classes("pulse-content w-full max-w-6xl mx-auto p-3 sm:p-6 gap-4") \
             as column:
         title_label = ui.label(title).classes("text-2xl font-semibold break-all") \
