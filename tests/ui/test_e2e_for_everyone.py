@@ -131,6 +131,12 @@ async def test_every_page_fits_a_phone_and_passes_axe(tmp_path: Path) -> None:
             await page.wait_for_url(base_url + "/login", timeout=PATIENCE_MS)
             await settled(page)
             await both_schemes(page, reports)
+            await page.get_by_label("Email").fill(EMAIL)
+            await page.get_by_label("Password").fill("not the password")
+            await page.get_by_role("button", name="Sign in").click()
+            await expect(page.get_by_role("alert").filter(
+                has_text="Wrong email or password.")).to_be_visible()
+            await both_schemes(page, reports)  # the error line and its notification
 
     failing = [(scheme, r) for scheme, r in reports if not r.ok]
     assert not failing, "\n".join(f"[{scheme}] {r.summary()}\n{r.details()}"
