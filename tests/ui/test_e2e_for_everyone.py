@@ -113,6 +113,11 @@ async def test_every_page_fits_a_phone_and_passes_axe(tmp_path: Path) -> None:
             await page.get_by_role("button", name="Create token").click()
             await expect(page.get_by_text("phone script")).to_be_visible()
             await both_schemes(page, reports)
+            await page.get_by_role("button", name="Revoke").click()
+            await expect(page.get_by_role("dialog", name="Revoke")).to_be_visible()
+            await both_schemes(page, reports)  # a question before something final
+            await page.get_by_role("button", name="Cancel").click()
+            await expect(page.get_by_role("dialog")).to_have_count(0)
 
             await page.goto(base_url + "/users")
             await settled(page)
