@@ -183,6 +183,10 @@ async def test_keyboard_only_sign_in_and_the_live_view(tmp_path: Path) -> None:
             page = await browser.new_page(viewport=PHONE)
             await page.goto(base_url + "/login")
             await settled(page)
+            await tab_to(page, "el.textContent === 'Skip to content'", presses=1)
+            await page.keyboard.press("Enter")
+            await page.wait_for_function("document.activeElement.id === 'main'",
+                                         timeout=PATIENCE_MS)
             await tab_to(page, "el.tagName === 'INPUT' && el.type === 'email'")
             await page.keyboard.type(EMAIL)
             await tab_to(page, "el.tagName === 'INPUT' && el.type === 'password'")
