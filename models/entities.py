@@ -12,7 +12,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import peewee
-from playhouse.migrate import SchemaMigrator, migrate
+from playhouse.migrate import SchemaMigrator
+from playhouse.migrate import migrate as alter_tables
 
 from models.db import BaseModel
 
@@ -246,7 +247,7 @@ def add_user_theme(db: peewee.Database) -> None:
     table = User._meta.table_name
     if "theme" not in {column.name for column in db.get_columns(table)}:
         migrator = SchemaMigrator.from_database(db)
-        migrate(migrator.add_column(table, "theme", peewee.CharField(max_length=8,
+        alter_tables(migrator.add_column(table, "theme", peewee.CharField(max_length=8,
                                                                      default="auto")))
 
 
