@@ -12,6 +12,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import peewee
+from playhouse.migrate import SchemaMigrator
+from playhouse.migrate import migrate as alter_tables
 
 from models.db import BaseModel
 
@@ -28,11 +30,22 @@ class User(BaseModel):
     password_hash = peewee.CharField(max_length=255)
     is_admin = peewee.BooleanField(default=False)
     created_at = peewee.BigIntegerField(default=now_ms)
+    theme = peewee.CharField(max_length=8, default="auto")  # the panel's: auto, dark or light
 
     @classmethod
     def by_email(cls, email: str) -> User | None:
         """The user with this email (case-insensitive), if any."""
         return cls.get_or_none(cls.email == email.strip().lower())
+
+    def save_theme(self, theme: str) -> None:
+        """Remember the panel theme this user chose (one of THEMES)."""
+        if theme not in THEMES:
+            raise ValueError(f"unknown theme {theme!r}")
+        self.theme = theme
+        self.save(only=[User.theme])
+
+
+THEMES = ("auto", "dark", "light")  # auto follows the system's preference
 
 
 def new_website_id() -> str:
@@ -235,8 +248,6 @@ def create_schema(db: peewee.Database) -> None:
 
 def add_event_interactive_and_revenue(db: peewee.Database) -> None:
     """Migration 2: ``interactive`` (default true) and the revenue of an event, if any."""
-    from playhouse.migrate import SchemaMigrator, migrate
-
     existing = {column.name for column in db.get_columns(Event._meta.table_name)}
     migrator = SchemaMigrator.from_database(db)
     table = Event._meta.table_name
@@ -244,7 +255,16 @@ def add_event_interactive_and_revenue(db: peewee.Database) -> None:
              for name in ("interactive", "revenue_amount", "revenue_currency")
              if name not in existing]  # a database created by migration 1 today has them
     if steps:
-        migrate(*steps)
+        alter_tables(*steps)
 
 
-MIGRATIONS = [create_schema, add_event_interactive_and_revenue]
+def add_user_theme(db: peewee.Database) -> None:
+    """Migration 3: each user's panel theme (auto, dark or light)."""
+    table = User._meta.table_name
+    if "theme" not in {column.name for column in db.get_columns(table)}:
+        migrator = SchemaMigrator.from_database(db)
+        alter_tables(migrator.add_column(table, "theme", peewee.CharField(max_length=8,
+                                                                     default="auto")))
+
+
+MIGRATIONS = [create_schema, add_event_interactive_and_revenue, add_user_theme]

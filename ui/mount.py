@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import uvicorn
 from fastapi import FastAPI
-from nicegui import ui
+from nicegui import app, ui
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backend.handlers.panel_proxy import panel_routes
@@ -42,8 +42,11 @@ def build_panel(services: Services) -> FastAPI:
     # NiceGUI derives socket.io's heartbeat from reconnect_timeout (ping every 0.8×, 0.2× grace):
     # at 5 s, live pages on a saturated core lost their connection for seconds at a time (B4).
     ui.run_with(fastapi_app, title="Pulse", favicon="📈", storage_secret=services.settings.secret,
+                language="en-US",
                 session_middleware_kwargs={"same_site": "strict"},
                 show_welcome_message=False, reconnect_timeout=10.0)
+    # Quasar's page loading bar is a progressbar: screen readers need its name.
+    app.config.quasar_config.setdefault("loadingBar", {})["aria-label"] = "Loading the page"
     fastapi_app.add_middleware(SecureCookiesOverHTTPS)
     return fastapi_app
 

@@ -7,7 +7,7 @@ from nicegui import ui
 
 async def confirm(question: str, action: str) -> bool:
     """Ask ``question`` in a dialog; True only if the user clicks ``action``."""
-    with ui.dialog() as dialog, ui.card().classes("gap-4"):
+    with ui.dialog().props(f'aria-label="{action}"') as dialog, ui.card().classes("gap-4"):
         ui.label(question).classes("text-base")
         with ui.row().classes("w-full justify-end gap-2"):
             ui.button("Cancel", on_click=lambda: dialog.submit(False)).props("flat")

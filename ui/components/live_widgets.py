@@ -7,7 +7,8 @@ which the browser shows as text: events come from the open internet.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
@@ -17,6 +18,7 @@ from nicegui import ui
 from models.records import EventRecord
 
 FEED_SIZE = 20
+ANNOUNCE_SECONDS = 30.0  # screen readers hear the counters at most this often
 DETAIL_CHARS = 160
 
 LIVE_CSS = """
@@ -31,35 +33,77 @@ html[data-pulse-link="lost"] .pulse-dot { background: #ef4444; }
 .pulse-link-text::after { content: "Connecting…"; }
 html[data-pulse-link="live"] .pulse-link-text::after { content: "Live"; }
 html[data-pulse-link="lost"] .pulse-link-text::after { content: "Connection lost, reconnecting…"; }
-html[data-pulse-link="lost"] .pulse-link-text { color: #dc2626; }
+html[data-pulse-link="lost"] .pulse-link-text { color: #b91c1c; }
+body.body--dark .pulse-link-text { color: #cbd5e1; }
+html[data-pulse-link="lost"] body.body--dark .pulse-link-text { color: #fca5a5; }
+.pulse-stats { display: grid; grid-template-columns: repeat(3, minmax(0, 1fr)); gap: 16px; }
+.pulse-live-grid { display: grid; gap: 16px; align-items: start;
+  grid-template-columns: minmax(0, 2fr) minmax(0, 1fr);
+  grid-template-areas: "feed pages" "feed sources" "feed more"; grid-template-rows: auto auto 1fr; }
+.pulse-area-feed { grid-area: feed; }
+.pulse-area-pages { grid-area: pages; }
+.pulse-area-sources { grid-area: sources; }
+.pulse-area-more { grid-area: more; }
 .pulse-feed-row { display: grid; align-items: center; column-gap: 12px; padding: 4px 16px;
   width: 100%; box-sizing: border-box; min-height: 31px;
   grid-template-columns: 4.2rem 6.2rem minmax(0, 1fr) 6.6rem 5.8rem 3.6rem;
-  border-bottom: 1px solid #f1f5f9; transition: background-color 1s ease-out; }
-.pulse-feed-row.pulse-fresh { background-color: #fef3c7; transition: none; }
+  border-bottom: 1px solid var(--pulse-line); transition: background-color 1s ease-out; }
+.pulse-feed-row.pulse-fresh { background-color: var(--pulse-fresh); transition: none; }
 .pulse-feed-head { font-size: 11px; text-transform: uppercase; letter-spacing: .04em;
-  color: #64748b; border-bottom: 1px solid #e2e8f0; }
+  color: var(--pulse-muted); border-bottom: 1px solid var(--pulse-line); }
 .pulse-chip { font-size: 11px; line-height: 18px; padding: 0 7px; border-radius: 9999px;
   white-space: nowrap; overflow: hidden; text-overflow: ellipsis; max-width: 100%;
   justify-self: start; }
 .pulse-chip-pageview { background: #e0e7ff; color: #3730a3; }
 .pulse-chip-custom { background: #fae8ff; color: #86198f; }
+body.body--dark .pulse-chip-pageview { background: #312e81; color: #e0e7ff; }
+body.body--dark .pulse-chip-custom { background: #701a75; color: #fae8ff; }
 .pulse-cell { white-space: nowrap; overflow: hidden; text-overflow: ellipsis; min-width: 0; }
 .pulse-page { display: flex; align-items: baseline; gap: 8px; min-width: 0; }
 .pulse-page > .pulse-cell:first-child { flex: 0 1 auto; }
 .pulse-page > .pulse-cell + .pulse-cell { flex: 1 1 0; }
 .pulse-rank { position: relative; border-radius: 6px; overflow: hidden; }
-.pulse-rank-bar { position: absolute; top: 0; bottom: 0; left: 0; background: #eef2ff;
+.pulse-rank-bar { position: absolute; top: 0; bottom: 0; left: 0; background: var(--pulse-bar);
   transition: width .4s ease-out; }
+@media (max-width: 767.98px) {
+  /* One column, in the order a glance needs: active pages, the feed, then the rest. */
+  .pulse-live-grid { grid-template-columns: minmax(0, 1fr);
+    grid-template-areas: "pages" "feed" "sources" "more"; grid-template-rows: none; }
+  .pulse-stats { gap: 8px; }
+  .pulse-stat { padding: 10px 12px !important; }
+  .pulse-stat-value { font-size: 1.6rem !important; line-height: 2rem !important; }
+  /* Feed rows: time, event and page on the first line; source, device, country below. */
+  .pulse-feed-row { grid-template-columns: 4rem 5.4rem minmax(0, 1fr) auto; row-gap: 2px;
+    padding: 6px 12px; }
+  .pulse-col-page { grid-column: 3 / 5; }
+  .pulse-col-source { grid-column: 2; grid-row: 2; }
+  .pulse-col-device { grid-column: 3; grid-row: 2; }
+  .pulse-col-country { grid-column: 4; grid-row: 2; }
+  .pulse-feed-head > .pulse-col-source, .pulse-feed-head > .pulse-col-device,
+  .pulse-feed-head > .pulse-col-country { display: none; }
+}
+@media (prefers-reduced-motion: reduce) {
+  html[data-pulse-link="live"] .pulse-dot::after { animation: none; display: none; }
+  .pulse-feed-row, .pulse-rank-bar { transition: none; }
+}
 """
 
 # Listens to NiceGUI's socket.io connection (window.socket, created when the page mounts) and
 # marks <html data-pulse-link="live|lost">; the dot's colour and text follow from LIVE_CSS.
+# A change is also written into the status region, so screen readers announce it.
 # After a server restart NiceGUI reloads the page, which then connects and turns green again.
 CONNECTION_JS = """
 <script>
 (function () {
-  function mark(state) { document.documentElement.dataset.pulseLink = state; }
+  var said = {connecting: "Connecting…", live: "Live: connected",
+              lost: "Connection lost, reconnecting…"};
+  function mark(state) {
+    if (document.documentElement.dataset.pulseLink === state) return;
+    document.documentElement.dataset.pulseLink = state;
+    document.querySelectorAll(".pulse-link-status").forEach(function (el) {
+      el.textContent = said[state];
+    });
+  }
   mark("connecting");
   var waiting = setInterval(function () {
     var socket = window.socket;
@@ -93,8 +137,11 @@ def add_live_assets() -> None:
 def connection_status() -> None:
     """The connection dot: green and pulsing while live, red while the server is unreachable."""
     with ui.row().classes("items-center gap-2 no-wrap").mark("connection-status"):
-        ui.element("span").classes("pulse-dot")
-        ui.element("span").classes("pulse-link-text text-sm text-slate-600")
+        ui.element("span").classes("pulse-dot").props('aria-hidden="true"')
+        ui.element("span").classes("pulse-link-text text-sm text-slate-600") \
+            .props('aria-hidden="true"')
+        ui.element("span").classes("pulse-link-status pulse-sr-only") \
+            .props('role="status" aria-live="polite"')
 
 
 def local_time(ts: int, zone: ZoneInfo, fmt: str = "%H:%M:%S") -> str:
@@ -117,16 +164,41 @@ class StatCard:
     """A headline number with its caption."""
 
     def __init__(self, caption: str, marker: str, hint: str = "") -> None:
-        with ui.card().classes("flex-1 min-w-[12rem] gap-1 px-5 py-4").props("flat bordered"):
+        with ui.card().classes("pulse-stat min-w-0 gap-1 px-5 py-4").props("flat bordered"):
             ui.label(caption).classes("text-xs uppercase tracking-wide text-slate-500")
-            self.value = ui.label("0").classes("text-4xl font-semibold text-slate-900")
+            self.value = ui.label("0").classes(
+                "pulse-stat-value text-4xl font-semibold text-slate-900 tabular-nums")
             tag(self.value, marker)
             if hint:
-                ui.label(hint).classes("text-xs text-slate-400")
+                ui.label(hint).classes("text-xs text-slate-500")
 
     def show(self, number: int) -> None:
         """Show ``number``."""
         self.value.set_text(f"{number:,}")
+
+
+class Announcer:
+    """A polite live region screen readers read out, changed at most every ``every`` seconds
+    (the counters change up to four times a second: that would drown everything else)."""
+
+    def __init__(self, every: float = ANNOUNCE_SECONDS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.every = every
+        self.clock = clock
+        self._said = ""
+        self._when = float("-inf")
+        self.region = ui.label().classes("pulse-sr-only") \
+            .props('aria-live="polite" aria-atomic="true"')
+        tag(self.region, "live-announcement")
+
+    def say(self, text: str) -> None:
+        """Announce ``text`` if it is new and the last announcement is old enough."""
+        now = self.clock()
+        if text == self._said or now - self._when < self.every:
+            return
+        self._said = text
+        self._when = now
+        self.region.set_text(text)
 
 
 class _FeedRow:
@@ -139,14 +211,16 @@ class _FeedRow:
         with tag(ui.element("div").classes("pulse-feed-row"), f"feed-row-{index}") as self.row:
             self.time = ui.label().classes("pulse-cell text-xs text-slate-500 tabular-nums")
             self.kind = ui.label().classes("pulse-chip")
-            with ui.element("div").classes("pulse-page"):
+            with ui.element("div").classes("pulse-page pulse-col-page"):
                 self.path = ui.label().classes("pulse-cell font-mono text-sm text-slate-900")
                 self.detail = ui.label().classes("pulse-cell text-xs text-slate-500")
-            self.source = ui.label().classes("pulse-cell text-sm text-slate-700")
-            with ui.row().classes("items-center gap-1 no-wrap min-w-0"):
-                self.device_icon = ui.icon("devices_other", size="16px").classes("text-slate-400")
+            self.source = ui.label().classes("pulse-cell pulse-col-source text-sm text-slate-700")
+            with ui.row().classes("pulse-col-device items-center gap-1 no-wrap min-w-0"):
+                self.device_icon = ui.icon("devices_other", size="16px") \
+                    .classes("text-slate-500").props('aria-hidden="true"')
                 self.device = ui.label().classes("pulse-cell text-sm text-slate-700")
-            self.country = ui.label().classes("pulse-cell text-xs font-mono text-slate-600")
+            self.country = ui.label().classes(
+                "pulse-cell pulse-col-country text-xs font-mono text-slate-600")
         self.row.set_visibility(False)
 
     def show(self, event: EventRecord | None, fresh: bool, zone: ZoneInfo) -> None:
@@ -186,11 +260,12 @@ class ActivityFeed:
     """The last 20 events, newest first; new ones highlighted for a moment."""
 
     def __init__(self) -> None:
-        with ui.element("div").classes("pulse-feed-row pulse-feed-head"):
+        with ui.element("div").classes("pulse-feed-row pulse-feed-head") \
+                .props('aria-hidden="true"'):
             for caption in ("Time", "Event", "Page", "Source", "Device", "Country"):
-                ui.label(caption)
+                ui.label(caption).classes(f"pulse-col-{caption.lower()}")
         self.empty = ui.label("Waiting for the first event…").classes(
-            "text-sm text-slate-400 px-3 py-6")
+            "text-sm text-slate-500 px-3 py-6")
         self.rows = [_FeedRow(i) for i in range(FEED_SIZE)]
 
     def show(self, events: Sequence[EventRecord], fresh: set[int], zone: ZoneInfo) -> None:
@@ -234,9 +309,9 @@ class RankedList:
     def __init__(self, title: str, marker: str, size: int, *, empty: str = "Nobody here yet",
                  suffix: str = "", mono: bool = False) -> None:
         self.suffix = suffix
-        with ui.card().classes("w-full gap-1 px-4 py-3").props("flat bordered"):
-            ui.label(title).classes("text-sm font-semibold text-slate-700 mb-1")
-            self.empty = ui.label(empty).classes("text-sm text-slate-400 py-2")
+        with ui.card().classes("w-full gap-1 px-4 py-3").props("flat bordered") as self.card:
+            heading(title).classes("mb-1")
+            self.empty = ui.label(empty).classes("text-sm text-slate-500 py-2")
             self.rows = [_RankRow(f"{marker}-{i}") for i in range(size)]
         if mono:
             for row in self.rows:
@@ -259,22 +334,29 @@ class MinuteChart:
     def __init__(self) -> None:
         self._shown: Any = None
         self.chart = ui.echart({
+            # Keys starting with ":" are evaluated in the browser (ui/layout.py's PANEL_JS):
+            # the colours follow the light or dark theme, motion the user's preference.
+            ":animation": "!pulseReducedMotion()",
             "animationDurationUpdate": 300,
+            "aria": {"enabled": True},
             "grid": {"left": 40, "right": 16, "top": 36, "bottom": 28},
             "legend": {"data": ["Pageviews", "Visitors"], "right": 8, "top": 4,
-                       "itemWidth": 12, "itemHeight": 12},
+                       "itemWidth": 12, "itemHeight": 12,
+                       "textStyle": {":color": "pulseChartColors().text"}},
             "tooltip": {"trigger": "axis", "axisPointer": {"type": "shadow"}},
             "xAxis": {"type": "category", "data": [], "axisTick": {"alignWithLabel": True},
-                      "axisLabel": {"color": "#64748b"}},
-            "yAxis": {"type": "value", "minInterval": 1, "axisLabel": {"color": "#64748b"},
-                      "splitLine": {"lineStyle": {"color": "#f1f5f9"}}},
+                      "axisLabel": {":color": "pulseChartColors().text"},
+                      "axisLine": {"lineStyle": {":color": "pulseChartColors().axis"}}},
+            "yAxis": {"type": "value", "minInterval": 1,
+                      "axisLabel": {":color": "pulseChartColors().text"},
+                      "splitLine": {"lineStyle": {":color": "pulseChartColors().line"}}},
             "series": [
                 {"name": "Pageviews", "type": "bar", "data": [], "barGap": "10%",
                  "itemStyle": {"color": "#6366f1", "borderRadius": [3, 3, 0, 0]}},
                 {"name": "Visitors", "type": "bar", "data": [],
                  "itemStyle": {"color": "#a5b4fc", "borderRadius": [3, 3, 0, 0]}},
             ],
-        }).classes("w-full h-56").mark("minute-chart")
+        }).classes("pulse-chart w-full h-56").mark("minute-chart")
 
     def show(self, minutes: Sequence[dict[str, int]], zone: ZoneInfo) -> None:
         """Show per-minute rows (``minute`` in ms, ``pageviews``, ``visitors``), oldest first."""
@@ -290,3 +372,10 @@ class MinuteChart:
         options["series"][0]["data"] = pageviews
         options["series"][1]["data"] = visitors
         self.chart.update()
+
+
+def heading(text: str) -> ui.label:
+    """A card's title, as the page's second heading level."""
+    label = ui.label(text).classes("text-sm font-semibold text-slate-700")
+    label.tag = "h2"
+    return label

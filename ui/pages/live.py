@@ -13,11 +13,13 @@ from models.entities import User, Website, now_ms
 from ui.components.live_state import LiveState
 from ui.components.live_widgets import (
     ActivityFeed,
+    Announcer,
     MinuteChart,
     RankedList,
     StatCard,
     add_live_assets,
     connection_status,
+    heading,
 )
 from ui.layout import frame
 from ui.session import require_user, website_for
@@ -51,37 +53,43 @@ class LiveView:
         self.website_id = website.id
         self.zone = website_zone(website)
         self.state = LiveState()
-        with ui.row().classes("w-full gap-4"):
+        with ui.element("section").classes("pulse-stats w-full") \
+                .props('aria-label="Visitors now"'):
             self.current = StatCard("Current visitors", "live-current",
                                     "sessions active in the last "
                                     f"{round(services.hub.window_ms / 60_000)} minutes")
             self.unique = StatCard("Unique visitors", "live-unique", "distinct visitors now")
             self.pageviews = StatCard("Pageviews", "live-pageviews", "in the last 30 minutes")
+        self.announcer = Announcer()
         with ui.card().classes("w-full px-4 pt-3 pb-1 gap-0").props("flat bordered"):
-            ui.label("Last 30 minutes").classes("text-sm font-semibold text-slate-700")
+            heading("Last 30 minutes")
             self.chart = MinuteChart()
-        with ui.element("div").classes("w-full grid gap-4 items-start").style(
-                "grid-template-columns: minmax(0, 2fr) minmax(0, 1fr)"):
-            with ui.card().classes("w-full gap-0 px-0 pt-3 pb-1").props("flat bordered"):
-                ui.label("Live activity").classes(
-                    "text-sm font-semibold text-slate-700 px-4 pb-2")
+        with ui.element("div").classes("pulse-live-grid w-full"):
+            with ui.card().classes("pulse-area-feed w-full gap-0 px-0 pt-3 pb-1") \
+                    .props("flat bordered"):
+                heading("Live activity").classes("px-4 pb-2")
                 self.feed = ActivityFeed()
-            with ui.column().classes("w-full gap-4"):
-                self.pages = RankedList("Active pages", "active-page", 8, suffix=" viewing",
-                                        mono=True)
-                self.sources = RankedList("Top sources", "top-source", 5)
-                with ui.element("div").classes("w-full grid grid-cols-2 gap-4"):
-                    self.countries = RankedList("Countries", "top-country", 5, mono=True)
-                    self.devices = RankedList("Devices", "top-device", 3)
+            self.pages = RankedList("Active pages", "active-page", 8, suffix=" viewing",
+                                    mono=True)
+            self.sources = RankedList("Top sources", "top-source", 5)
+            with ui.element("div").classes("pulse-area-more w-full grid grid-cols-2 gap-4"):
+                self.countries = RankedList("Countries", "top-country", 5, mono=True)
+                self.devices = RankedList("Devices", "top-device", 3)
+            self.pages.card.classes("pulse-area-pages")
+            self.sources.card.classes("pulse-area-sources")
 
     def redraw(self) -> None:
         """Show the website's window as it is now (one pass over small, bounded lists)."""
         fresh = self.state.begin_draw()
         stats = self.services.hub.stats(self.website_id)
         minutes = stats.per_minute(now_ms())
+        pageviews = sum(row["pageviews"] for row in minutes)
         self.current.show(stats.current_visitors)
         self.unique.show(stats.unique_visitors)
-        self.pageviews.show(sum(row["pageviews"] for row in minutes))
+        self.pageviews.show(pageviews)
+        self.announcer.say(f"{stats.current_visitors:,} current visitors, "
+                           f"{stats.unique_visitors:,} unique, {pageviews:,} pageviews "
+                           "in the last 30 minutes")
         self.chart.show(minutes, self.zone)
         self.feed.show(stats.recent_events(), fresh, self.zone)
         self.pages.show([(p["pathname"], p["visitors"]) for p in stats.active_pages(8)])
@@ -111,7 +119,7 @@ def register(services: Services) -> None:
         add_live_assets()
         with frame(f"{website.name} · live", user):
             with ui.row().classes("w-full items-center justify-between -mt-2"):
-                with ui.row().classes("items-center gap-4"):
+                with ui.row().classes("items-center gap-x-4 gap-y-1 min-w-0"):
                     connection_status()
                     ui.label(f"{website.domain} · times in {website.timezone}").classes(
                         "text-sm text-slate-500")

@@ -13,7 +13,7 @@ from ui.components.confirm import confirm
 from ui.components.copyable import copyable
 from ui.components.dates import utc_text
 from ui.components.feedback import error_line
-from ui.layout import frame
+from ui.layout import frame, section_heading
 from ui.session import current_user, signed_out_redirect
 
 log = logging.getLogger("pulse.panel")
@@ -43,7 +43,7 @@ def register(services: Services) -> None:
                 .classes("text-sm text-slate-600")
 
             with ui.card().classes("w-full gap-2"):
-                ui.label("New token").classes("text-lg font-semibold")
+                section_heading("New token")
                 with ui.row().classes("w-full items-start gap-2"):
                     name = ui.input("Token name", placeholder="e.g. dashboard script") \
                         .classes("grow").mark("token-name")
@@ -96,6 +96,6 @@ def register(services: Services) -> None:
                 shown.clear()
                 token_list.refresh()
 
-            ui.label("Your tokens").classes("text-lg font-semibold")
+            section_heading("Your tokens")
             token_list()
         return None

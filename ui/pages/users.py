@@ -15,7 +15,7 @@ from ui.components.confirm import confirm
 from ui.components.dates import utc_text
 from ui.components.feedback import error_line, sentence
 from ui.components.not_found import not_found
-from ui.layout import frame
+from ui.layout import frame, section_heading
 from ui.session import current_user, signed_out_redirect
 
 log = logging.getLogger("pulse.panel")
@@ -35,7 +35,7 @@ def register(services: Services) -> None:
             return None
         with frame("Users", user):
             with ui.card().classes("w-full gap-2"):
-                ui.label("New user").classes("text-lg font-semibold")
+                section_heading("New user")
                 ui.label("They see only the websites they are given access to, on each "
                          "website's page.").classes("text-sm text-slate-600")
                 with ui.row().classes("w-full items-start gap-2"):
@@ -99,6 +99,6 @@ def register(services: Services) -> None:
                 ui.notify(f"Deleted {person.email}")
                 user_list.refresh()
 
-            ui.label("Accounts").classes("text-lg font-semibold")
+            section_heading("Accounts")
             user_list()
         return None

@@ -17,7 +17,7 @@ from ui.components.not_found import not_found
 from ui.components.snippet import request_origin, tracker_snippet
 from ui.components.visitor_count import CurrentVisitors
 from ui.components.website_form import WebsiteForm
-from ui.layout import frame, heading_of
+from ui.layout import frame, heading_of, section_heading
 from ui.session import current_user, signed_out_redirect, website_for
 
 log = logging.getLogger("pulse.panel")
@@ -65,7 +65,7 @@ def register(services: Services) -> None:
                           on_click=lambda: ui.navigate.to(f"/websites/{website.id}/live"))
 
             with ui.card().classes("w-full"):
-                ui.label("Tracking snippet").classes("text-lg font-semibold")
+                section_heading("Tracking snippet")
                 tracker_snippet(website.id, request_origin(request))
                 ui.label(f"Website id: {website.id}").classes("text-xs text-slate-500")
 
@@ -73,7 +73,7 @@ def register(services: Services) -> None:
                 settings_card(services, website, title, domain_label)
             else:
                 with ui.card().classes("w-full"):
-                    ui.label("Settings").classes("text-lg font-semibold")
+                    section_heading("Settings")
                     ui.label(f"Time zone: {website.timezone}")
                     ui.label("Allowed origins: "
                              + (", ".join(website.origins()) or "only the domain itself"))
@@ -84,7 +84,7 @@ def register(services: Services) -> None:
 
             if manager:
                 with ui.card().classes("w-full border border-red-200"):
-                    ui.label("Delete this website").classes("text-lg font-semibold")
+                    section_heading("Delete this website")
                     ui.label("Removes the website and every event stored for it.") \
                         .classes("text-sm")
 
@@ -113,7 +113,7 @@ def settings_card(services: Services, website: Website, title: ui.label,
                   domain_label: ui.label) -> None:
     """The edit form of a website's settings."""
     with ui.card().classes("w-full gap-2"):
-        ui.label("Settings").classes("text-lg font-semibold")
+        section_heading("Settings")
         form = WebsiteForm(website)
 
         def save() -> None:
@@ -145,7 +145,7 @@ def settings_card(services: Services, website: Website, title: ui.label,
 def members_card(user: User, website_id: str, manager: bool) -> None:
     """Who may see the website; managers add people by email and remove them."""
     with ui.card().classes("w-full gap-2"):
-        ui.label("Members").classes("text-lg font-semibold")
+        section_heading("Members")
 
         @ui.refreshable
         def member_list() -> None:

@@ -13,7 +13,7 @@ from models.websites import WebsiteError, create_website
 from ui.components.feedback import sentence
 from ui.components.visitor_count import CurrentVisitors
 from ui.components.website_form import WebsiteForm
-from ui.layout import frame
+from ui.layout import frame, section_heading
 from ui.session import current_user, signed_out_redirect
 
 log = logging.getLogger("pulse.panel")
@@ -29,8 +29,9 @@ def register(services: Services) -> None:
         if user is None:
             return signed_out_redirect()
         with frame("Websites", user):
-            with ui.dialog() as dialog, ui.card().classes("w-full max-w-lg gap-2"):
-                ui.label("Add a website").classes("text-lg font-semibold")
+            with ui.dialog().props('aria-label="Add a website"') as dialog, \
+                    ui.card().classes("w-full max-w-lg gap-2"):
+                section_heading("Add a website")
                 form = WebsiteForm()
 
                 def add() -> None:
