@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import peewee
 
 from models.db import BaseModel
+from models.records import EVENT_FIELDS
 
 
 def now_ms() -> int:
@@ -184,7 +185,8 @@ def _previous_day(day: str) -> str:
 
 
 class Event(BaseModel):
-    """One tracked pageview or custom event, enriched on the server; no IP, no User-Agent."""
+    """One tracked pageview or custom event, enriched on the server; no IP, no User-Agent.
+    Its columns are ``models.records.EventFields`` (checked below), plus ``id`` and ``seq``."""
 
     id = peewee.BigAutoField()  # storage order only; the public id is ``seq``
     website = peewee.ForeignKeyField(Website, backref="events", on_delete="CASCADE",
@@ -220,6 +222,19 @@ class Event(BaseModel):
     def props_dict(self) -> dict[str, Any]:
         """The custom properties as a dict."""
         return json.loads(self.props or "{}")
+
+
+def _check_event_columns() -> None:
+    """The event table must hold exactly the fields of ``EventFields`` (plus id and seq)."""
+    columns = {f.column_name for f in Event._meta.sorted_fields} - {"id", "seq"}
+    if columns != set(EVENT_FIELDS):
+        raise RuntimeError(
+            "the Event model and models.records.EventFields disagree: "
+            f"only in Event: {sorted(columns - set(EVENT_FIELDS))}, "
+            f"only in EventFields: {sorted(set(EVENT_FIELDS) - columns)}")
+
+
+_check_event_columns()
 
 
 class EventCounter(BaseModel):

@@ -7,6 +7,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from models.records import SENT_FIELDS
+
 MAX_PATHNAME = 2048
 MAX_EVENT_TYPE = 64
 MAX_ID = 64
@@ -18,11 +20,9 @@ MAX_PROP_KEY = 64
 MAX_PROP_VALUE = 500
 MAX_SCREEN_WIDTH = 100_000
 
-KNOWN_FIELDS = frozenset({
-    "website_id", "event_type", "pathname", "visitor_id", "session_id", "referrer", "hostname",
-    "title", "screen_width", "props",
-    # Plausible's tracker (POST /api/event) uses short names; they are mapped in plausible_body.
-})
+# The event fields a tracker sends (models.records.EventFields marks them); Plausible's tracker
+# (POST /api/event) uses short names, mapped in plausible_body.
+KNOWN_FIELDS = SENT_FIELDS
 
 _EVENT_TYPE = re.compile(r"[A-Za-z0-9_.:\- ]+")  # used with fullmatch: "$" lets "\n" through
 _ID = re.compile(r"[A-Za-z0-9_\-.:]+")

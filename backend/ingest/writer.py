@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import sqlite3
 import time
@@ -11,14 +10,13 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
-from typing import Any
 
 import peewee
 
 from backend.metrics import Metrics
 from models.db import database
 from models.entities import Event
-from models.records import EVENT_COLUMNS, EventRecord, NewEvent
+from models.records import EVENT_FIELDS, EventRecord, NewEvent
 
 log = logging.getLogger("pulse.writer")
 
@@ -31,12 +29,10 @@ class WriterClosed(RuntimeError):
     """The writer is shutting down and takes no more events."""
 
 
-_FIELDS = [f for f in Event._meta.sorted_fields if f.name != "id"]
-if [f.name for f in _FIELDS] != ["website", "seq", *EVENT_COLUMNS[1:]]:
-    raise RuntimeError("_values() no longer matches the event table's columns")
+_COLUMNS = (*EVENT_FIELDS, "seq")
 _SQLITE_INSERT = 'INSERT INTO "{}" ({}) VALUES '.format(
-    Event._meta.table_name, ", ".join(f'"{f.column_name}"' for f in _FIELDS))
-_SQLITE_ROW = "({})".format(", ".join("?" * len(_FIELDS)))
+    Event._meta.table_name, ", ".join(f'"{column}"' for column in _COLUMNS))
+_SQLITE_ROW = "({})".format(", ".join("?" * len(_COLUMNS)))
 # Bumps a website's counter by the number of its events in the batch and returns the new last
 # sequence number. The row stays locked until the commit (on SQLite the whole database is), so
 # the writers of one website are serialised and commit order is sequence order.
@@ -44,15 +40,6 @@ _BUMP_COUNTER = (
     'INSERT INTO "event_counter" ("website_id", "last_seq") VALUES ({p}, {p}) '
     'ON CONFLICT ("website_id") DO UPDATE '
     'SET "last_seq" = "event_counter"."last_seq" + excluded."last_seq" RETURNING "last_seq"')
-
-
-def _values(e: NewEvent, seq: int) -> tuple[Any, ...]:
-    """The row of ``e`` in the event table's column order (what ``NewEvent.row`` holds)."""
-    return (
-        e.website_id, seq, e.ts, e.event_type, e.pathname, e.visitor_id, e.session_id,
-        e.referrer, e.source, e.hostname, e.title, e.screen_width, e.device, e.browser, e.os,
-        e.country, json.dumps(e.props, ensure_ascii=False, separators=(",", ":")),
-    )
 
 
 def next_seqs(db: peewee.Database, events: Sequence[NewEvent]) -> list[int]:
@@ -96,10 +83,10 @@ def _insert_sqlite(db: peewee.SqliteDatabase, events: Sequence[NewEvent]) -> lis
     thread competes with it for the GIL and the core) can take a switch interval; peewee's
     query builder would cost more GIL time still."""
     seqs = next_seqs(db, events)
-    values = [_values(e, seq) for e, seq in zip(events, seqs, strict=True)]
+    values = [(*e.values(), seq) for e, seq in zip(events, seqs, strict=True)]
     connection = db.connection()
     limit = min(MAX_ROWS_PER_STATEMENT,
-                connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // len(_FIELDS))
+                connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // len(_COLUMNS))
     start = 0
     for size in _chunks(len(values), limit):
         params = [v for row in values[start:start + size] for v in row]
