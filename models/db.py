@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import peewee
 from playhouse.db_url import connect
@@ -37,6 +39,62 @@ SQLITE_PRAGMAS = {
 }
 
 
+def connection_lost(db: peewee.Database) -> bool:
+    """Whether this thread's connection to a PostgreSQL server is known to be gone."""
+    if not isinstance(db, peewee.PostgresqlDatabase) or db.is_closed():
+        return False
+    conn = db.connection()
+    return bool(conn.closed or getattr(conn, "broken", False))
+
+
+class PostgresDatabase(peewee.PostgresqlDatabase):
+    """PostgreSQL through psycopg 3 that re-establishes a dropped connection (a server restart,
+    ``pg_terminate_backend``, an idle timeout in a proxy) when it is safe: outside a
+    transaction, where nothing can be half-done, the statement is retried once on a new
+    connection. Inside one the error goes up, and the transaction is rolled back as a whole."""
+
+    def _retrying(self, call: Callable[[], Any]) -> Any:
+        try:
+            return call()
+        except (peewee.OperationalError, peewee.InterfaceError):
+            if self.in_transaction() or not connection_lost(self):
+                raise
+        log.warning("the connection to PostgreSQL was lost; reconnecting")
+        self.close()
+        return call()
+
+    def execute_sql(self, sql: str, params: Any = None) -> Any:
+        """Run ``sql``; outside a transaction a lost connection is replaced once."""
+        return self._retrying(lambda: super(PostgresDatabase, self).execute_sql(sql, params))
+
+    def begin(self, isolation_level: Any = None) -> None:
+        """``BEGIN`` on a live connection (the first statement after a drop finds it out)."""
+        self._retrying(lambda: super(PostgresDatabase, self).begin(isolation_level))
+
+
+POSTGRES_CONNECT_TIMEOUT = 5  # seconds; a server that does not answer must not hang a thread
+
+
+def postgres_database(url: str) -> PostgresDatabase:
+    """The database of a ``postgresql://user:password@host:port/name?option=…`` URL."""
+    parts = urlsplit(url)
+    params: dict[str, Any] = dict(parse_qsl(parts.query))
+    params.setdefault("connect_timeout", POSTGRES_CONNECT_TIMEOUT)
+    params["application_name"] = params.get("application_name", "pulse")
+    if parts.username:
+        params["user"] = unquote(parts.username)
+    if parts.password:
+        params["password"] = unquote(parts.password)
+    if parts.hostname:
+        params["host"] = parts.hostname
+    if parts.port:
+        params["port"] = parts.port
+    name = unquote(parts.path.lstrip("/"))
+    if not name:
+        raise ValueError("a PostgreSQL URL needs a database name: postgresql://host/NAME")
+    return PostgresDatabase(name, prefer_psycopg3=True, autoconnect=True, **params)
+
+
 def open_database(url: str) -> peewee.Database:
     """Connect to ``url`` (sqlite:///… or postgresql://…) and bind the models to it."""
     if url.startswith("sqlite:///"):
@@ -44,6 +102,8 @@ def open_database(url: str) -> peewee.Database:
         if str(path) != ":memory:":
             path.parent.mkdir(parents=True, exist_ok=True)
         db: peewee.Database = peewee.SqliteDatabase(str(path), pragmas=SQLITE_PRAGMAS)
+    elif url.split("://", 1)[0] in ("postgres", "postgresql"):
+        db = postgres_database(url)
     else:
         db = connect(url)
     database.initialize(db)
