@@ -130,7 +130,7 @@ def main() -> int:
     """Run B8 and print/keep the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--events", type=int, default=20_000,
+    parser.add_argument("--events", type=int, default=500,
                         help="events per method, batch size and round")
     parser.add_argument("--sizes", default="1,50,500")
     parser.add_argument("--name", default="b8_pg_writer")
@@ -149,7 +149,7 @@ def main() -> int:
         for r in range(args.rounds):
             row: dict[str, Any] = {}
             for size in sizes:
-                runs = max(5, args.events // size)
+                runs = max(10, args.events // size)
                 samples: dict[str, list[float]] = {m: [] for m in [*METHODS, "pulse"]}
                 for _ in range(runs):
                     for name, method in METHODS.items():
