@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 # The tests that exercise the store, run again on PostgreSQL by `make test-postgres`.
 POSTGRES_TESTS ?= tests/test_sequence.py tests/test_event_fields.py tests/test_writer.py \
 	tests/test_track.py tests/test_live_stream.py tests/ui/test_websites.py \
-	tests/ui/test_live_page.py tests/ui/test_accounts.py
+	tests/ui/test_live_page.py tests/ui/test_accounts.py tests/ui/test_tokens.py
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
