@@ -19,9 +19,10 @@ from models.reports import events_after, events_since
 
 def full_event(website_id: str) -> NewEvent:
     """An event with every field set to something other than its default."""
-    return NewEvent(website_id, 1_700_000_000_123, "signup", "/join", "v-1", "s-1",
-                    "https://t.co/x", "twitter", "example.com", "Join ü", 1280, "mobile",
-                    "Chrome", "Android", "DE", {"plan": "pro", "n": 2, "ok": True, "x": None})
+    return NewEvent(website_id, 1_700_000_000_123, "signup", "/join\\n", "v-1", "s-1",
+                    "https://t.co/x?a=1\tb", "twitter", "example.com", "Join ü\t\\N \r\n 😀",
+                    1280, "mobile", "Chrome", "Android", "DE",
+                    {"plan": "pro\n\\", "n": 2, "ok": True, "x": None, "f": 1.5})
 
 
 def test_the_event_table_has_exactly_the_fields() -> None:
@@ -52,4 +53,4 @@ def test_the_json_form_is_the_public_fields() -> None:
                           "visitor_id", "session_id", "referrer", "source", "hostname", "title",
                           "device", "browser", "os", "country", "props"]
     assert data["id"] == 7 and data["timestamp"] == "2023-11-14T22:13:20.123Z"
-    assert data["props"] == {"plan": "pro", "n": 2, "ok": True, "x": None}
+    assert data["props"] == {"plan": "pro\n\\", "n": 2, "ok": True, "x": None, "f": 1.5}
