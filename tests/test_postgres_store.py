@@ -98,7 +98,8 @@ async def test_dropped_connections_are_reestablished(http_client: Any, base_url:
 
 @pytest.mark.gen_test
 async def test_an_unreachable_database_answers_503_and_loses_nothing(
-        http_client: Any, base_url: str, website: Website, unreachable: Any) -> None:
+        http_client: Any, base_url: str, website: Website, token: str,
+        unreachable: Any) -> None:
     acknowledged: list[int] = []
     response = await post_event(http_client, base_url, event_body(website.id, pathname="/a"))
     assert response.code == 202
@@ -111,6 +112,10 @@ async def test_an_unreachable_database_answers_503_and_loses_nothing(
         assert response.code == 503, response.body
         assert int(response.headers["Retry-After"]) >= 1
         assert "error" in json.loads(response.body)
+    stream = await http_client.fetch(
+        f"{base_url}/admin/analytics/live?website_id={website.id}", raise_error=False,
+        headers={"Authorization": f"Bearer {token}"})
+    assert stream.code == 503 and int(stream.headers["Retry-After"]) >= 1
     code, body = await health(http_client, base_url)
     assert code == 503
     assert body["status"] == "unhealthy"
@@ -163,3 +168,53 @@ def test_the_cli_and_the_server_run_on_postgres(tmp_path: Path, postgres_url: st
     with psycopg.connect(postgres_url) as conn:
         stored = conn.execute('SELECT website_id, seq, pathname FROM "event"').fetchall()
     assert stored == [(website_id, 1, "/pg")]
+
+
+@pytest.mark.slow
+def test_two_servers_on_one_database_share_each_websites_sequence(tmp_path: Path,
+                                                                   postgres_url: str) -> None:
+    """Two `pulse serve` processes write one website's events concurrently: the ids are
+    1..N, each handed out once, and commit order is id order (the counter row serialises)."""
+    env = {**os.environ, "PULSE_DATA_DIR": str(tmp_path), "PULSE_DATABASE_URL": postgres_url}
+    website_id = cli(env, "create-website", "example.com").splitlines()[-1]
+    other_id = cli(env, "create-website", "other.example.org").splitlines()[-1]
+    ports = [free_port(), free_port()]
+    procs = [start_server(tmp_path / f"server{i}", port, PULSE_DATABASE_URL=postgres_url,
+                          PULSE_SECRET="s" * 32)
+             for i, port in enumerate(ports)]
+    answers: dict[str, list[int]] = {website_id: [], other_id: []}
+
+    async def load() -> None:
+        import asyncio
+
+        import aiohttp
+        async with aiohttp.ClientSession() as session:
+            async def one(i: int) -> None:
+                site = website_id if i % 3 else other_id
+                async with session.post(
+                        f"http://127.0.0.1:{ports[i % 2]}/web/analytics/track",
+                        data=event_body(site, pathname=f"/{i}"),
+                        headers={"Content-Type": "application/json",
+                                 "User-Agent": "Mozilla/5.0 (X11; Linux x86_64) "
+                                               "Chrome/126.0 Safari/537.36"}) as response:
+                    assert response.status == 202, await response.text()
+                    answers[site].append((await response.json())["id"])
+            await asyncio.gather(*(one(i) for i in range(300)))
+
+    try:
+        import asyncio
+        asyncio.run(load())
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(timeout=15)
+    assert sorted(answers[website_id]) == list(range(1, 201))
+    assert sorted(answers[other_id]) == list(range(1, 101))
+    with psycopg.connect(postgres_url) as conn:
+        rows = conn.execute('SELECT website_id, seq FROM "event" ORDER BY id').fetchall()
+        counters = dict(conn.execute('SELECT website_id, last_seq FROM "event_counter"'))
+    assert counters == {website_id: 200, other_id: 100}
+    for site, count in counters.items():
+        # Rows were inserted in sequence order too: one website's writers never overlap.
+        assert [seq for s, seq in rows if s == site] == list(range(1, count + 1))
