@@ -47,29 +47,46 @@ def connection_lost(db: peewee.Database) -> bool:
     return bool(conn.closed or getattr(conn, "broken", False))
 
 
+# The server ended the session before it ran the statement: admin_shutdown (a restart or
+# pg_terminate_backend), crash_shutdown, cannot_connect_now.
+_SESSION_ENDED = frozenset({"57P01", "57P02", "57P03"})
+
+
+def _never_ran(exc: BaseException) -> bool:
+    """Whether PostgreSQL said it ended the session without running the statement."""
+    original = exc.args[0] if exc.args and isinstance(exc.args[0], BaseException) else None
+    return getattr(original or exc.__context__, "sqlstate", None) in _SESSION_ENDED
+
+
 class PostgresDatabase(peewee.PostgresqlDatabase):
     """PostgreSQL through psycopg 3 that re-establishes a dropped connection (a server restart,
-    ``pg_terminate_backend``, an idle timeout in a proxy) when it is safe: outside a
-    transaction, where nothing can be half-done, the statement is retried once on a new
-    connection. Inside one the error goes up, and the transaction is rolled back as a whole."""
+    ``pg_terminate_backend``, an idle timeout in a proxy). Outside a transaction a statement
+    that failed because the connection was lost is retried once on a new connection when
+    that is safe: a ``SELECT`` or ``BEGIN``, or any statement the server said it never ran.
+    Otherwise (a write whose fate is unknown, or inside a transaction, which is rolled back as
+    a whole) the error goes up and the next statement gets a new connection."""
 
-    def _retrying(self, call: Callable[[], Any]) -> Any:
+    def _retrying(self, call: Callable[[], Any], idempotent: bool) -> Any:
         try:
             return call()
-        except (peewee.OperationalError, peewee.InterfaceError):
+        except (peewee.OperationalError, peewee.InterfaceError) as exc:
             if self.in_transaction() or not connection_lost(self):
                 raise
-        log.warning("the connection to PostgreSQL was lost; reconnecting")
-        self.close()
+            log.warning("the connection to PostgreSQL was lost (%s); reconnecting",
+                        str(exc).strip().splitlines()[0] if str(exc).strip() else "closed")
+            self.close()
+            if not (idempotent or _never_ran(exc)):
+                raise
         return call()
 
     def execute_sql(self, sql: str, params: Any = None) -> Any:
-        """Run ``sql``; outside a transaction a lost connection is replaced once."""
-        return self._retrying(lambda: super(PostgresDatabase, self).execute_sql(sql, params))
+        """Run ``sql``; outside a transaction a lost connection is replaced (see the class)."""
+        return self._retrying(lambda: super(PostgresDatabase, self).execute_sql(sql, params),
+                              sql.lstrip()[:6].upper() == "SELECT")
 
     def begin(self, isolation_level: Any = None) -> None:
         """``BEGIN`` on a live connection (the first statement after a drop finds it out)."""
-        self._retrying(lambda: super(PostgresDatabase, self).begin(isolation_level))
+        self._retrying(lambda: super(PostgresDatabase, self).begin(isolation_level), True)
 
 
 POSTGRES_CONNECT_TIMEOUT = 5  # seconds; a server that does not answer must not hang a thread
