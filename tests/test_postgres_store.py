@@ -218,3 +218,26 @@ def test_two_servers_on_one_database_share_each_websites_sequence(tmp_path: Path
     for site, count in counters.items():
         # Rows were inserted in sequence order too: one website's writers never overlap.
         assert [seq for s, seq in rows if s == site] == list(range(1, count + 1))
+
+
+def test_what_is_retried_after_a_lost_connection(postgres_url: str) -> None:
+    """Outside a transaction the statement is retried on a new connection (the server said it
+    never ran it); inside one the error goes up, nothing of it is kept, and the connection
+    after it is new."""
+    import peewee
+
+    from models import setup_database
+    from models.db import database
+
+    setup_database(postgres_url)
+    db = database.obj
+    try:
+        terminate_connections(postgres_url)
+        Website.create(name="after a drop", domain="a.example")  # an INSERT, retried
+        with pytest.raises(peewee.OperationalError), db.atomic():
+            Website.create(name="in a transaction", domain="b.example")
+            terminate_connections(postgres_url)
+            Website.create(name="never", domain="c.example")
+        assert [w.name for w in Website.select().order_by(Website.name)] == ["after a drop"]
+    finally:
+        db.close()
