@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import peewee
+import psycopg
 from playhouse.db_url import connect
 
 log = logging.getLogger("pulse.db")
@@ -64,7 +66,30 @@ class PostgresDatabase(peewee.PostgresqlDatabase):
     that failed because the connection was lost is retried once on a new connection when
     that is safe: a ``SELECT`` or ``BEGIN``, or any statement the server said it never ran.
     Otherwise (a write whose fate is unknown, or inside a transaction, which is rolled back as
-    a whole) the error goes up and the next statement gets a new connection."""
+    a whole) the error goes up and the next statement gets a new connection.
+
+    After a connection attempt fails, no thread tries again for ``retry_delay`` seconds: they
+    fail at once with the same reason, so an outage costs one attempt (up to the connect
+    timeout) per pause instead of one per request, and the server is not flooded."""
+
+    retry_delay = 1.0
+    _unreachable_until = 0.0
+    _unreachable_reason = ""
+
+    def _connect(self) -> Any:
+        if time.monotonic() < self._unreachable_until:
+            raise psycopg.OperationalError(
+                f"{self._unreachable_reason} (next attempt within {self.retry_delay:g} s)")
+        try:
+            # peewee's stubs lack _connect, the hook peewee documents for this
+            conn = super()._connect()  # type: ignore[misc]
+        except psycopg.Error as exc:
+            reason = str(exc).strip().splitlines()
+            self._unreachable_reason = reason[0] if reason else type(exc).__name__
+            self._unreachable_until = time.monotonic() + self.retry_delay
+            raise
+        self._unreachable_until = 0.0
+        return conn
 
     def _retrying(self, call: Callable[[], Any], idempotent: bool) -> Any:
         try:

@@ -4,6 +4,7 @@ tracking answers 503 with Retry-After, /healthz says why, and nothing acknowledg
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -123,7 +124,13 @@ async def test_an_unreachable_database_answers_503_and_loses_nothing(
     assert "connections" in body["database"]  # PostgreSQL's reason, passed on
 
     unreachable(False)
-    code, body = await health(http_client, base_url)
+    # After a failed attempt Pulse waits a moment (PostgresDatabase.retry_delay) before the
+    # next one: /healthz turns 200 by itself, within a few polls.
+    for _ in range(100):
+        code, body = await health(http_client, base_url)
+        if code == 200:
+            break
+        await asyncio.sleep(0.1)
     assert (code, body["database"], body["writer"]) == (200, "ok", "ok")
     for site in (website.id, unlooked.id):
         response = await post_event(http_client, base_url, event_body(site, pathname="/up"))
@@ -185,8 +192,6 @@ def test_two_servers_on_one_database_share_each_websites_sequence(tmp_path: Path
     answers: dict[str, list[int]] = {website_id: [], other_id: []}
 
     async def load() -> None:
-        import asyncio
-
         import aiohttp
         async with aiohttp.ClientSession() as session:
             async def one(i: int) -> None:
@@ -202,7 +207,6 @@ def test_two_servers_on_one_database_share_each_websites_sequence(tmp_path: Path
             await asyncio.gather(*(one(i) for i in range(300)))
 
     try:
-        import asyncio
         asyncio.run(load())
     finally:
         for proc in procs:
@@ -241,3 +245,24 @@ def test_what_is_retried_after_a_lost_connection(postgres_url: str) -> None:
         assert [w.name for w in Website.select().order_by(Website.name)] == ["after a drop"]
     finally:
         db.close()
+
+
+def test_connection_attempts_pause_after_one_fails(postgres_url: str, unreachable: Any) -> None:
+    """An outage costs one connection attempt per pause, not one per statement."""
+    import peewee
+
+    from models.db import database, open_database
+
+    setup = open_database(postgres_url)
+    setup.retry_delay = 3600.0
+    try:
+        unreachable(True)
+        with pytest.raises(peewee.OperationalError, match="not currently accepting connections"):
+            Website.select().count()
+        unreachable(False)
+        # The server would answer now, but nobody asks it before the pause ends.
+        with pytest.raises(peewee.OperationalError, match="next attempt within 3600 s"):
+            Website.select().count()
+        assert open_database(postgres_url).execute_sql("SELECT 1").fetchone() == (1,)
+    finally:
+        database.obj.close()
