@@ -266,3 +266,58 @@ def test_connection_attempts_pause_after_one_fails(postgres_url: str, unreachabl
         assert open_database(postgres_url).execute_sql("SELECT 1").fetchone() == (1,)
     finally:
         database.obj.close()
+
+
+@pytest.mark.slow
+def test_sigkill_on_postgres_loses_no_acknowledged_event(tmp_path: Path,
+                                                        postgres_url: str) -> None:
+    """Full-speed ingest into PostgreSQL, SIGKILL after 500 acknowledgements: every 202 is in
+    the table exactly once, and a restarted server continues the website's sequence."""
+    import signal
+
+    import aiohttp
+
+    from tests.test_durability import Load
+
+    env = {**os.environ, "PULSE_DATA_DIR": str(tmp_path), "PULSE_DATABASE_URL": postgres_url}
+    website_id = cli(env, "create-website", "example.com").splitlines()[-1]
+    port = free_port()
+    proc = start_server(tmp_path, port, PULSE_DATABASE_URL=postgres_url)
+    load = Load(port, website_id)
+
+    async def drive() -> None:
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0),
+                                         timeout=aiohttp.ClientTimeout(total=30)) as session:
+            task = asyncio.create_task(load.run(session, total=20_000, workers=64))
+            while len(load.acknowledged) < 500 and not task.done():
+                await asyncio.sleep(0.005)
+            proc.send_signal(signal.SIGKILL)
+            await task
+
+    try:
+        asyncio.run(drive())
+        assert proc.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert len(load.acknowledged) >= 500 and load.failed > 0
+    with psycopg.connect(postgres_url) as conn:
+        stored = dict(conn.execute('SELECT seq, pathname FROM "event"').fetchall())
+    assert {seq: stored.get(seq) for seq in load.acknowledged} == load.acknowledged
+    assert len(set(stored.values())) == len(stored)  # none stored twice
+    assert sorted(stored) == list(range(1, len(stored) + 1))  # no gap: commits are whole
+
+    restarted = start_server(tmp_path, port, PULSE_DATABASE_URL=postgres_url)
+    try:
+        async def one_more() -> None:
+            async with aiohttp.ClientSession() as session:
+                await Load(port, website_id).one(session, 10**6)
+
+        asyncio.run(one_more())
+        with psycopg.connect(postgres_url) as conn:
+            newest = conn.execute('SELECT seq, pathname FROM "event" ORDER BY seq DESC'
+                                  ' LIMIT 1').fetchone()
+        assert newest == (len(stored) + 1, f"/load/{10**6}")
+    finally:
+        restarted.send_signal(signal.SIGTERM)
+        restarted.wait(timeout=30)
