@@ -3,7 +3,12 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run demo test lint browser clean
+.PHONY: run demo test test-postgres lint browser clean
+
+# The tests that exercise the store, run again on PostgreSQL by `make test-postgres`.
+POSTGRES_TESTS ?= tests/test_sequence.py tests/test_event_fields.py tests/test_writer.py \
+	tests/test_track.py tests/test_live_stream.py tests/ui/test_websites.py \
+	tests/ui/test_live_page.py tests/ui/test_accounts.py tests/ui/test_tokens.py
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +33,10 @@ test: $(BIN)/.installed browser
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/pytest
+	$(MAKE) test-postgres
+
+test-postgres: $(BIN)/.installed
+	PULSE_TEST_DATABASE=postgresql $(BIN)/pytest -q $(POSTGRES_TESTS)
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from backend.auth import create_user, hash_password, verify_password
 from backend.ingest.validation import ValidationError, decode_body, validate
@@ -111,14 +112,19 @@ def start_demo(services: Services, account: DemoAccount, rate: float) -> asyncio
     return asyncio.create_task(run_simulator(services, simulator))
 
 
-def demo_banner(base_url: str, account: DemoAccount, data_dir: Path, rate: float) -> str:
+def demo_banner(base_url: str, account: DemoAccount, data_dir: Path, rate: float,
+                database_url: str = "") -> str:
     """The text ``pulse demo`` prints once it is listening."""
+    data = f"{data_dir} (delete it to start over)"
+    if database_url.startswith(("postgres://", "postgresql://")):
+        name = urlsplit(database_url).path.lstrip("/")
+        data = f"PostgreSQL database {name!r}; the demo password is kept in {data_dir}"
     return "\n".join((
         "",
         "Pulse demo is running.",
         f"  Live view: {base_url}/websites/{account.website_id}/live",
         f"  Sign in:   {account.email} / {account.password}",
-        f"  Data:      {data_dir} (delete it to start over)",
+        f"  Data:      {data}",
         f"Simulated visitors send about {rate:g} events/s. Press Ctrl+C to stop.",
         "",
     ))
@@ -147,7 +153,7 @@ def demo_ready(rate: float) -> Callable[[PulseServer], None]:
         server.on_stop(start_demo(server.services, account, rate).cancel)
         host = settings.host if settings.host not in ("0.0.0.0", "::", "") else "localhost"
         host = f"[{host}]" if ":" in host else host
-        print(demo_banner(f"http://{host}:{server.port}", account, settings.data_dir, rate),
-              flush=True)
+        print(demo_banner(f"http://{host}:{server.port}", account, settings.data_dir, rate,
+                          settings.database_url), flush=True)
 
     return ready

@@ -30,8 +30,8 @@ from backend.services import Services
 from backend.settings import Settings
 from backend.tracker_script import tracker_script
 from models import setup_database
-from models.entities import Event, Salt
-from models.reports import events_after, events_since
+from models.entities import Salt
+from models.reports import events_after, events_since, last_seqs
 
 log = logging.getLogger("pulse")
 access_log = logging.getLogger("pulse.access")
@@ -43,9 +43,8 @@ def build_services(settings: Settings) -> Services:
     """Open the database and build the writer, hub and the rest, wired together."""
     setup_database(settings.database)
     metrics = Metrics()
-    last_id = Event.select(Event.id).order_by(Event.id.desc()).scalar() or 0
     hub = Hub(window_seconds=settings.live_window, replay_buffer=settings.replay_buffer,
-              load_since=events_since, load_after=events_after, start_floor=last_id)
+              load_since=events_since, load_after=events_after, start_floors=last_seqs())
     writer = EventWriter(hub.publish, metrics, batch_size=settings.batch_size,
                          batch_delay=settings.batch_delay_ms / 1000)
     return Services(

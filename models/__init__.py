@@ -5,6 +5,7 @@ from models.entities import (
     MIGRATIONS,
     ApiToken,
     Event,
+    EventCounter,
     Membership,
     Salt,
     Session,
@@ -22,6 +23,7 @@ def setup_database(url: str) -> None:
 
 
 __all__ = [
-    "ApiToken", "BaseModel", "Event", "EventRecord", "Membership", "NewEvent", "Salt", "Session",
-    "User", "Website", "database", "migrate", "now_ms", "open_database", "setup_database",
+    "ApiToken", "BaseModel", "Event", "EventCounter", "EventRecord", "Membership", "NewEvent",
+    "Salt", "Session", "User", "Website", "database", "migrate", "now_ms", "open_database",
+    "setup_database",
 ]

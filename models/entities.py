@@ -16,6 +16,7 @@ from playhouse.migrate import SchemaMigrator
 from playhouse.migrate import migrate as alter_tables
 
 from models.db import BaseModel
+from models.records import EVENT_FIELDS
 
 
 def now_ms() -> int:
@@ -197,11 +198,13 @@ def _previous_day(day: str) -> str:
 
 
 class Event(BaseModel):
-    """One tracked pageview or custom event, enriched on the server; no IP, no User-Agent."""
+    """One tracked pageview or custom event, enriched on the server; no IP, no User-Agent.
+    Its columns are ``models.records.EventFields`` (checked below), plus ``id`` and ``seq``."""
 
-    id = peewee.BigAutoField()
+    id = peewee.BigAutoField()  # storage order only; the public id is ``seq``
     website = peewee.ForeignKeyField(Website, backref="events", on_delete="CASCADE",
                                      index=False)
+    seq = peewee.BigIntegerField()  # 1, 2, 3… per website, assigned inside the commit
     ts = peewee.BigIntegerField()  # UTC, milliseconds since the epoch
     event_type = peewee.CharField(max_length=64)
     pathname = peewee.CharField(max_length=2048)
@@ -225,7 +228,7 @@ class Event(BaseModel):
     class Meta:
         indexes = (
             (("website", "ts"), False),
-            (("website", "id"), False),
+            (("website", "seq"), True),
         )
 
     @property
@@ -238,7 +241,30 @@ class Event(BaseModel):
         return json.loads(self.props or "{}")
 
 
-MODELS: list[type[BaseModel]] = [User, Website, Membership, ApiToken, Session, Salt, Event]
+def _check_event_columns() -> None:
+    """The event table must hold exactly the fields of ``EventFields`` (plus id and seq)."""
+    columns = {f.column_name for f in Event._meta.sorted_fields} - {"id", "seq"}
+    if columns != set(EVENT_FIELDS):
+        raise RuntimeError(
+            "the Event model and models.records.EventFields disagree: "
+            f"only in Event: {sorted(columns - set(EVENT_FIELDS))}, "
+            f"only in EventFields: {sorted(set(EVENT_FIELDS) - columns)}")
+
+
+_check_event_columns()
+
+
+class EventCounter(BaseModel):
+    """The last sequence number given to one website's events. The writer bumps it in the
+    transaction that stores the events, which serialises the writers of one website."""
+
+    website = peewee.ForeignKeyField(Website, primary_key=True, on_delete="CASCADE")
+    last_seq = peewee.BigIntegerField(default=0)
+
+
+MODELS: list[type[BaseModel]] = [
+    User, Website, Membership, ApiToken, Session, Salt, Event, EventCounter,
+]
 
 
 def create_schema(db: peewee.Database) -> None:
@@ -246,9 +272,32 @@ def create_schema(db: peewee.Database) -> None:
     db.create_tables(MODELS, safe=True)
 
 
+def _column_names(db: peewee.Database, table: str) -> set[str]:
+    return {column.name for column in db.get_columns(table)}
+
+
+def add_event_sequence(db: peewee.Database) -> None:
+    """Migration 2: a per-website sequence on every event (numbered in id order) and its
+    counters; the sequence replaces the global id as the events' public id."""
+    db.create_tables([EventCounter], safe=True)
+    if "seq" not in _column_names(db, "event"):
+        db.execute_sql('ALTER TABLE "event" ADD COLUMN "seq" BIGINT NOT NULL DEFAULT 0')
+    db.execute_sql(
+        'UPDATE "event" SET "seq" = numbered.n FROM ('
+        ' SELECT "id", ROW_NUMBER() OVER (PARTITION BY "website_id" ORDER BY "id") AS n'
+        ' FROM "event") AS numbered WHERE "event"."id" = numbered."id"')
+    db.execute_sql('DELETE FROM "event_counter"')
+    db.execute_sql(
+        'INSERT INTO "event_counter" ("website_id", "last_seq")'
+        ' SELECT "website_id", MAX("seq") FROM "event" GROUP BY "website_id"')
+    db.execute_sql('DROP INDEX IF EXISTS "event_website_id_id"')
+    db.execute_sql('CREATE UNIQUE INDEX IF NOT EXISTS "event_website_id_seq"'
+                   ' ON "event" ("website_id", "seq")')
+
+
 def add_event_interactive_and_revenue(db: peewee.Database) -> None:
-    """Migration 2: ``interactive`` (default true) and the revenue of an event, if any."""
-    existing = {column.name for column in db.get_columns(Event._meta.table_name)}
+    """Migration 3: ``interactive`` (default true) and the revenue of an event, if any."""
+    existing = _column_names(db, Event._meta.table_name)
     migrator = SchemaMigrator.from_database(db)
     table = Event._meta.table_name
     steps = [migrator.add_column(table, name, getattr(Event, name))
@@ -259,12 +308,12 @@ def add_event_interactive_and_revenue(db: peewee.Database) -> None:
 
 
 def add_user_theme(db: peewee.Database) -> None:
-    """Migration 3: each user's panel theme (auto, dark or light)."""
+    """Migration 4: each user's panel theme (auto, dark or light)."""
     table = User._meta.table_name
-    if "theme" not in {column.name for column in db.get_columns(table)}:
+    if "theme" not in _column_names(db, table):
         migrator = SchemaMigrator.from_database(db)
         alter_tables(migrator.add_column(table, "theme", peewee.CharField(max_length=8,
                                                                      default="auto")))
 
 
-MIGRATIONS = [create_schema, add_event_interactive_and_revenue, add_user_theme]
+MIGRATIONS = [create_schema, add_event_sequence, add_event_interactive_and_revenue, add_user_theme]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,17 +20,48 @@ from backend.settings import Settings
 from models.db import database
 from models.entities import ApiToken, User, Website
 from models.websites import create_website
-from tests.real_services import postgres_url, redis_target  # noqa: F401  (fixtures)
+from tests.real_services import (  # noqa: F401  (postgres_url, redis_target: fixtures)
+    create_postgres_database,
+    drop_postgres_database,
+    postgres_url,
+    redis_target,
+)
 
 BROWSER_UA = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
               "(KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36")
 
 
+# PULSE_TEST_DATABASE=postgresql runs the tests on PostgreSQL: each test gets a fresh database
+# (tests/real_services.py) instead of a SQLite file in its data dir. `make test` runs the
+# store, writer, tracking, live-stream and panel tests that way after the whole suite on SQLite.
+ON_POSTGRES = os.environ.get("PULSE_TEST_DATABASE", "sqlite").strip().lower() in (
+    "postgresql", "postgres")
+
+sqlite_only = pytest.mark.skipif(
+    ON_POSTGRES, reason="SQLite-only (reads the SQLite file or its pragmas directly)")
+
+
 @pytest.fixture
-def settings(tmp_path: Any) -> Settings:
-    """Settings for one test: its own data dir, no rate limits, short heartbeats."""
-    return Settings(data_dir=tmp_path, secret="test-secret-" + "x" * 20, rate_per_ip=0,
-                    rate_per_website=0, sse_heartbeat=30.0, batch_delay_ms=1.0)
+def store_url() -> Iterator[str]:
+    """The test's database URL: "" (SQLite in the data dir) or a fresh PostgreSQL database."""
+    if not ON_POSTGRES:
+        yield ""
+        return
+    url = create_postgres_database()
+    try:
+        yield url
+    finally:
+        if database.obj is not None and not database.obj.is_closed():  # this thread's
+            database.obj.close()
+        drop_postgres_database(url)
+
+
+@pytest.fixture
+def settings(tmp_path: Any, store_url: str) -> Settings:
+    """Settings for one test: its own data dir and database, no rate limits, short heartbeats."""
+    return Settings(data_dir=tmp_path, database_url=store_url,
+                    secret="test-secret-" + "x" * 20, rate_per_ip=0, rate_per_website=0,
+                    sse_heartbeat=30.0, batch_delay_ms=1.0)
 
 
 @pytest.fixture

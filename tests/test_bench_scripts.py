@@ -118,3 +118,17 @@ def test_b3_idle_smoke(tmp_path: Path) -> None:
         run = data["rounds"][0][target]
         assert run["connected"] == 30 and run["closed_early"] == 0, run
         assert run["rss_end_kb"] > 0
+
+
+@pytest.mark.slow
+def test_b9_pg_writer_smoke(tmp_path: Path, postgres_url: str,
+                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.real_services import POSTGRES_ADMIN_URL
+    monkeypatch.setenv("PULSE_BENCH_POSTGRES_URL", POSTGRES_ADMIN_URL)  # makes its own database
+    data = run_bench(tmp_path, "b9_pg_writer.py", "--rounds", "1", "--events", "10",
+                     "--sizes", "1,20")
+    assert set(data["summary"]) == {"1", "20"}
+    for size in ("1", "20"):
+        assert data["summary"][size]["fastest"] in ("multirow", "executemany", "copy", "unnest")
+        assert data["summary"][size]["pulse"]["events_per_s"] > 0
+    assert data["machine"]["postgresql"]

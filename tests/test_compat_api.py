@@ -164,6 +164,8 @@ PLAUSIBLE_ERRORS = [
     ({"n": "pageview", "u": "data:text/html,hi", "d": "example.com"}, "url",
      "scheme is not allowed"),
     ({"n": "pageview", "u": "https://example.com/", "d": ""}, "domain", "can't be blank"),
+    ({"n": "pageview", "u": "https://example.com/", "d": "\ud800"}, "domain", "host names"),
+    ({"n": "pageview", "u": "https://example.com/", "d": "a" * 254}, "domain", "host names"),
     ({"n": "<script>", "u": "https://example.com/"}, "name", "must be at most 64"),
     ({"n": "x", "u": "https://example.com/", "p": {f"k{i}": "v" for i in range(31)}}, "props",
      "at most 30 keys"),

@@ -20,7 +20,7 @@ from tests.server_support import cli, free_port, start_server, wait_pending
 
 def stored_events(data_dir: Path) -> list[tuple[int, str]]:
     with sqlite3.connect(data_dir / "pulse.db") as db:
-        return list(db.execute("SELECT id, pathname FROM event ORDER BY id"))
+        return list(db.execute("SELECT seq, pathname FROM event ORDER BY seq"))
 
 
 @dataclass

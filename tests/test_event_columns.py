@@ -1,4 +1,4 @@
-"""Migration 2 (``interactive`` and revenue columns) on a database that already holds events,
+"""Migration 3 (``interactive`` and revenue columns) on a database that already holds events,
 and the server-side visits of events that come without a session id."""
 
 from __future__ import annotations
@@ -13,22 +13,22 @@ from models.entities import Event, Website, now_ms
 MINUTE = 60_000
 
 
-def test_migration_2_upgrades_a_database_with_events(tmp_path: Path) -> None:
+def test_migration_3_upgrades_a_database_with_events(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'pulse.db'}"
     setup_database(url)
     db = database.obj
     for column in ("interactive", "revenue_amount", "revenue_currency"):
-        db.execute_sql(f'ALTER TABLE "event" DROP COLUMN "{column}"')  # as migration 1 left it
-    SchemaVersion.update(version=1).execute()
+        db.execute_sql(f'ALTER TABLE "event" DROP COLUMN "{column}"')  # as migration 2 left it
+    SchemaVersion.update(version=2).execute()
     site = Website.create(name="Old", domain="old.example")
-    db.execute_sql('INSERT INTO "event" (website_id, ts, event_type, pathname, visitor_id, '
+    db.execute_sql('INSERT INTO "event" (website_id, seq, ts, event_type, pathname, visitor_id, '
                    "session_id, referrer, source, hostname, title, device, browser, os, country, "
-                   "props) VALUES (?, ?, 'pageview', '/', 'v', 's', '', 'direct', '', '', '', "
+                   "props) VALUES (?, 1, ?, 'pageview', '/', 'v', 's', '', 'direct', '', '', '', "
                    "'', '', '', '{}')", (site.id, now_ms()))
     db.close()
 
     setup_database(url)
-    assert SchemaVersion.get().version >= 2
+    assert SchemaVersion.get().version >= 3
     old = Event.get()
     assert (old.interactive, old.revenue_amount, old.revenue_currency) == (True, None, None)
     database.obj.close()

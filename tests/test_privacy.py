@@ -16,6 +16,7 @@ from backend.auth import create_user
 from models.db import database
 from models.entities import ApiToken, User, hash_token
 from models.websites import create_website
+from tests.conftest import sqlite_only
 from tests.server_support import cli, free_port, start_server
 from tests.sse_client import SSEReader
 
@@ -32,6 +33,7 @@ def files_of(data_dir: Path) -> dict[str, bytes]:
     return {str(p): p.read_bytes() for p in data_dir.rglob("*") if p.is_file()}
 
 
+@sqlite_only  # it scans the SQLite file and its WAL in the data dir
 def test_tokens_and_passwords_are_stored_only_as_hashes(services: Any, tmp_path: Path) -> None:
     user = create_user("hashes@example.com", PASSWORD)
     record, token = ApiToken.issue(user, "probe")

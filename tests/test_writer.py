@@ -14,7 +14,7 @@ from backend.metrics import Metrics
 from models.entities import Event, Website
 from models.records import EventRecord, NewEvent
 from models.websites import create_website, delete_website
-from tests.conftest import BROWSER_UA
+from tests.conftest import BROWSER_UA, sqlite_only
 from tests.server_support import cli, free_port, start_server, wait_pending
 
 
@@ -80,6 +80,7 @@ async def test_close_commits_everything_accepted(services: Any, website: Website
 
 
 @pytest.mark.slow
+@sqlite_only
 def test_sigterm_drains_every_accepted_event(tmp_path: Path) -> None:
     """Load the server, SIGTERM it mid-stream: every event answered 202 is stored, once."""
     website_id = cli(tmp_path, "create-website", "example.com")
@@ -119,7 +120,7 @@ def test_sigterm_drains_every_accepted_event(tmp_path: Path) -> None:
     assert "shutting down" in output
     import sqlite3
     with sqlite3.connect(tmp_path / "pulse.db") as db:
-        stored = [row[0] for row in db.execute("SELECT id FROM event")]
+        stored = [row[0] for row in db.execute("SELECT seq FROM event")]
     assert len(acknowledged) == 300  # they were all accepted before the signal
     assert sorted(stored) == sorted(acknowledged)  # all acknowledged, none twice, none extra
     assert len(acknowledged) + failed == 300

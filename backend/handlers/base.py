@@ -7,6 +7,7 @@ import logging
 from types import TracebackType
 from typing import Any
 
+import peewee
 import tornado.httpserver
 import tornado.web
 
@@ -35,6 +36,11 @@ def hide_client_addresses() -> None:
     logger = logging.getLogger("tornado.general")
     if not any(isinstance(f, HideClientAddress) for f in logger.filters):
         logger.addFilter(HideClientAddress())
+
+
+def database_unavailable(exc: BaseException | None) -> bool:
+    """Whether ``exc`` says the database cannot be reached (answered as 503, not 500)."""
+    return isinstance(exc, peewee.OperationalError | peewee.InterfaceError)
 
 
 class ApiError(tornado.web.HTTPError):
@@ -81,6 +87,10 @@ class BaseHandler(tornado.web.RequestHandler):
             message = exc_info[1].message
             for name, value in exc_info[1].headers.items():
                 self.set_header(name, value)
+        elif exc_info and database_unavailable(exc_info[1]):
+            self.set_status(503)
+            self.set_header("Retry-After", "5")
+            message = "the database is unavailable, retry shortly"
         elif status_code >= 500:
             message = "internal error"
         self.set_header("Content-Type", "application/json; charset=utf-8")
@@ -97,6 +107,9 @@ class BaseHandler(tornado.web.RequestHandler):
             message = value.message if isinstance(value, ApiError) else value.log_message
             log.info("%d %s %s: %s", value.status_code, self.request.method, self.request.path,
                      message)
+        elif database_unavailable(value):
+            log.warning("503 %s %s: the database is unavailable: %s", self.request.method,
+                        self.request.path, value)
         else:
             log.error("uncaught exception in %s %s", self.request.method, self.request.path,
                       exc_info=(typ, value, tb))  # type: ignore[arg-type]

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import peewee
 import tornado.web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from backend.handlers.base import BaseHandler
 from backend.tracker_script import TrackerScript
-from models.db import database
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
@@ -18,14 +16,13 @@ STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 class HealthHandler(BaseHandler):
     """``GET /healthz``: 200 when the database answers and the writer is alive, else 503."""
 
-    def get(self) -> None:
-        """Check the database and the writer."""
+    async def get(self) -> None:
+        """Check the database (on the writer's own connection, off the loop) and the writer."""
         checks = {"database": "ok", "writer": "ok"}
-        try:
-            database.obj.execute_sql("SELECT 1").fetchone()
-        except peewee.PeeweeException as exc:
-            checks["database"] = f"error: {type(exc).__name__}"
         writer = self.services.writer
+        problem = await writer.check_database()
+        if problem:
+            checks["database"] = f"error: {problem}"
         if not writer.alive:
             checks["writer"] = f"error: {writer.last_error or 'stopped'}"
         healthy = all(v == "ok" for v in checks.values())

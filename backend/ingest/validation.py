@@ -9,6 +9,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from models.records import SENT_FIELDS
+
 MAX_PATHNAME = 2048
 MAX_EVENT_TYPE = 64
 MAX_ID = 64
@@ -20,12 +22,10 @@ MAX_PROP_KEY = 64
 MAX_PROP_VALUE = 500
 MAX_SCREEN_WIDTH = 100_000
 
-KNOWN_FIELDS = frozenset({
-    "website_id", "event_type", "pathname", "visitor_id", "session_id", "referrer", "hostname",
-    "title", "screen_width", "props",
-    # Plausible's (POST /api/event) and Umami's (POST /api/send) bodies have their own names;
-    # plausible_payload and umami_payload map them to a TrackPayload.
-})
+# The event fields our tracker sends (models.records.EventFields marks them). Plausible's
+# (POST /api/event) and Umami's (POST /api/send) bodies have their own names; plausible_payload
+# and umami_payload map them to a TrackPayload.
+KNOWN_FIELDS = SENT_FIELDS
 
 _EVENT_TYPE = re.compile(r"[A-Za-z0-9_.:\- ]+")  # used with fullmatch: "$" lets "\n" through
 _ID = re.compile(r"[A-Za-z0-9_\-.:]+")
@@ -295,6 +295,10 @@ def plausible_payload(data: dict[str, Any]) -> tuple[list[str], TrackPayload]:
     domains = list(dict.fromkeys(d for d in domains if d))[:10]
     if not domains:
         raise ValidationError("domain", "can't be blank")
+    for domain in domains:
+        if len(domain) > MAX_HOSTNAME or _CONTROL.search(domain) or _SURROGATE.search(domain):
+            raise ValidationError("domain", f"must be host names of at most {MAX_HOSTNAME} "
+                                  "printable characters")
     referrer = _first(data, "r", "referrer")
     if referrer is not None and not isinstance(referrer, str):
         raise ValidationError("referrer", "must be a string")

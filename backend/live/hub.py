@@ -76,7 +76,7 @@ class Hub:
         replay_buffer: int = 2000,
         load_since: Callable[[str, int, int], list[EventRecord]] | None = None,
         load_after: Callable[[str, int, int], list[EventRecord]] | None = None,
-        start_floor: int = 0,
+        start_floors: dict[str, int] | None = None,
     ) -> None:
         self.window_ms = int(window_seconds * 1000)
         self._replay_size = replay_buffer
@@ -86,9 +86,9 @@ class Hub:
         self._stats: dict[str, LiveStats] = {}
         self._stats_keys: dict[str, Any] = {}
         self._buffers: dict[str, deque[tuple[int, bytes]]] = {}
-        # Every event of a website with an id above its floor is in its buffer.
-        self._start_floor = start_floor
-        self._floors: dict[str, int] = {}
+        # Every event of a website with a sequence number above its floor is in its buffer;
+        # at start the floors are the websites' last sequence numbers (their buffers are empty).
+        self._floors: dict[str, int] = dict(start_floors or {})
 
     # -- listeners ---------------------------------------------------------------------------
     def subscribe(self, website_id: str, listener: Listener) -> Callable[[], None]:
@@ -178,7 +178,7 @@ class Hub:
     # -- replay ------------------------------------------------------------------------------
     def replay_from_buffer(self, website_id: str, last_id: int, limit: int) -> list[bytes] | None:
         """Frames of the events after ``last_id`` if the buffer holds them all, else None."""
-        floor = self._floors.get(website_id, self._start_floor)
+        floor = self._floors.get(website_id, 0)
         if last_id < floor:
             return None
         buffer = self._buffers.get(website_id, ())
