@@ -66,7 +66,7 @@ def copy(cur: Any, rows: list[tuple[Any, ...]]) -> None:
 def array_types() -> list[str]:
     """The PostgreSQL type of each column, for the arrays ``unnest`` takes."""
     fields = {f.column_name: f for f in Event._meta.sorted_fields}
-    kinds = {"BIGINT": "bigint", "INT": "integer"}
+    kinds = {"BIGINT": "bigint", "INT": "integer", "BOOL": "boolean", "DECIMAL": "numeric"}
     return [kinds.get(fields[c].field_type, "text") if c != "website_id" else "text"
             for c in COLUMNS]
 
