@@ -14,6 +14,7 @@ import tornado.netutil
 import tornado.web
 
 from backend.auth import LoginThrottle
+from backend.bus import Bus, DropPublishes, InProcessBus
 from backend.handlers.base import JSONErrorHandler, hide_client_addresses
 from backend.handlers.live import LiveStreamHandler
 from backend.handlers.status import STATIC_DIR, HealthHandler, MetricsHandler, TrackerScriptHandler
@@ -22,34 +23,38 @@ from backend.ingest.enrichment import Enricher, VisitorHasher
 from backend.ingest.limits import RateLimiter
 from backend.ingest.websites import WebsiteCache
 from backend.ingest.writer import EventWriter
-from backend.live.hub import Hub
+from backend.live.hub import EventStore, Hub
 from backend.live.sse import LiveStreams
 from backend.metrics import Metrics
 from backend.services import Services
 from backend.settings import Settings
 from models import setup_database
-from models.entities import Event, Salt
-from models.reports import events_after, events_since
+from models.entities import Salt
+from models.reports import events_after, events_since, last_seq, last_seqs
 
 log = logging.getLogger("pulse")
 access_log = logging.getLogger("pulse.access")
 
 MAX_REQUEST_BYTES = 1_048_576
+CHECK_SECONDS = 1.0  # how often committed sequences are compared with what was delivered
 
 
 def build_services(settings: Settings) -> Services:
     """Open the database and build the writer, hub and the rest, wired together."""
     setup_database(settings.database)
     metrics = Metrics()
-    last_id = Event.select(Event.id).order_by(Event.id.desc()).scalar() or 0
-    hub = Hub(window_seconds=settings.live_window, replay_buffer=settings.replay_buffer,
-              load_since=events_since, load_after=events_after, start_floor=last_id)
-    writer = EventWriter(hub.publish, metrics, batch_size=settings.batch_size,
+    hub = Hub(window_seconds=settings.live_window,
+              store=EventStore(events_after, events_since, last_seq),
+              replay_bytes=settings.replay_buffer_bytes, replay_memory=settings.replay_memory)
+    hub.start_from(last_seqs())
+    bus = build_bus(settings, hub)
+    writer = EventWriter(bus.publish, metrics, batch_size=settings.batch_size,
                          batch_delay=settings.batch_delay_ms / 1000)
     return Services(
         settings=settings,
         metrics=metrics,
         hub=hub,
+        bus=bus,
         writer=writer,
         enricher=Enricher(VisitorHasher(Salt.for_day)),
         websites=WebsiteCache(),
@@ -58,6 +63,18 @@ def build_services(settings: Settings) -> Services:
         website_limiter=RateLimiter(settings.rate_per_website),
         login_throttle=LoginThrottle(settings.login_attempts),
     )
+
+
+def build_bus(settings: Settings, hub: Hub) -> Bus:
+    """The live bus: Redis Streams when ``PULSE_REDIS_URL`` is set (started with the server),
+    else in-process, straight to ``hub``."""
+    fault = DropPublishes(settings.fault_drop_publish)
+    if settings.redis_url:
+        from backend.bus_redis import RedisBus
+
+        return RedisBus(settings.redis_url, settings.redis_prefix,
+                        maxlen=settings.redis_stream_maxlen, fault=fault)
+    return InProcessBus(hub.publish, fault)
 
 
 def log_request(handler: tornado.web.RequestHandler) -> None:
@@ -113,7 +130,12 @@ class PulseServer:
         sockets = tornado.netutil.bind_sockets(self.settings.port, self.settings.host)
         self.port = sockets[0].getsockname()[1]
         self.http.add_sockets(sockets)
+        services = self.services
+        committed = await asyncio.get_running_loop().run_in_executor(None, last_seqs)
+        services.hub.start_from(committed)
+        await services.bus.start(services.hub.publish, committed)
         self._tasks.append(asyncio.create_task(self._every(1.0, self.services.hub.tick)))
+        self._tasks.append(asyncio.create_task(self._every(CHECK_SECONDS, self.check)))
         self._tasks.append(asyncio.create_task(
             self._every(max(0.05, self.services.settings.sse_heartbeat / 3),
                         self.services.streams.beat)))
@@ -122,11 +144,20 @@ class PulseServer:
         """Run ``callback`` (sync or async) during shutdown, after the writer drained."""
         self._on_stop.append(callback)
 
-    async def _every(self, seconds: float, job: Callable[[], None]) -> None:
+    async def check(self) -> None:
+        """Every website's committed sequence against what the hub delivered: the bus follows
+        new websites, and the hub refills from the store what a lost publish left out."""
+        committed = await asyncio.get_running_loop().run_in_executor(None, last_seqs)
+        self.services.bus.follow(committed)
+        self.services.hub.check(committed)
+
+    async def _every(self, seconds: float, job: Callable[[], Any]) -> None:
         while True:
             await asyncio.sleep(seconds)
             try:
-                job()
+                result = job()
+                if asyncio.iscoroutine(result):
+                    await result
             except Exception:
                 log.exception("periodic job %s failed", getattr(job, "__name__", job))
 
@@ -152,6 +183,7 @@ class PulseServer:
             self.http.stop()
         self.services.streams.close_all()
         await self.services.writer.close()
+        await self.services.bus.close()
         for task in self._tasks:
             task.cancel()
         for callback in self._on_stop:

@@ -20,3 +20,17 @@ def events_since(website_id: str, since_ms: int, limit: int) -> list[EventRecord
     rows = (Event.select().where((Event.website == website_id) & (Event.ts >= since_ms))
             .order_by(Event.id.desc()).limit(limit).dicts())
     return [EventRecord.from_row(cast(dict[str, Any], row)) for row in reversed(list(rows))]
+
+
+def last_seq(website_id: str) -> int:
+    """The id of the website's newest committed event (0 before its first)."""
+    return int(Event.select(Event.id).where(Event.website == website_id)
+               .order_by(Event.id.desc()).scalar() or 0)
+
+
+def last_seqs() -> dict[str, int]:
+    """Every website's newest committed event id (websites without events are absent)."""
+    from peewee import fn
+
+    query = Event.select(Event.website, fn.MAX(Event.id)).group_by(Event.website).tuples()
+    return {str(row[0]): int(row[1]) for row in cast(Any, query)}
