@@ -186,9 +186,10 @@ def _previous_day(day: str) -> str:
 class Event(BaseModel):
     """One tracked pageview or custom event, enriched on the server; no IP, no User-Agent."""
 
-    id = peewee.BigAutoField()
+    id = peewee.BigAutoField()  # storage order only; the public id is ``seq``
     website = peewee.ForeignKeyField(Website, backref="events", on_delete="CASCADE",
                                      index=False)
+    seq = peewee.BigIntegerField()  # 1, 2, 3… per website, assigned inside the commit
     ts = peewee.BigIntegerField()  # UTC, milliseconds since the epoch
     event_type = peewee.CharField(max_length=64)
     pathname = peewee.CharField(max_length=2048)
@@ -208,7 +209,7 @@ class Event(BaseModel):
     class Meta:
         indexes = (
             (("website", "ts"), False),
-            (("website", "id"), False),
+            (("website", "seq"), True),
         )
 
     @property
@@ -221,7 +222,17 @@ class Event(BaseModel):
         return json.loads(self.props or "{}")
 
 
-MODELS: list[type[BaseModel]] = [User, Website, Membership, ApiToken, Session, Salt, Event]
+class EventCounter(BaseModel):
+    """The last sequence number given to one website's events. The writer bumps it in the
+    transaction that stores the events, which serialises the writers of one website."""
+
+    website = peewee.ForeignKeyField(Website, primary_key=True, on_delete="CASCADE")
+    last_seq = peewee.BigIntegerField(default=0)
+
+
+MODELS: list[type[BaseModel]] = [
+    User, Website, Membership, ApiToken, Session, Salt, Event, EventCounter,
+]
 
 
 def create_schema(db: peewee.Database) -> None:
@@ -229,4 +240,27 @@ def create_schema(db: peewee.Database) -> None:
     db.create_tables(MODELS, safe=True)
 
 
-MIGRATIONS = [create_schema]
+def _column_names(db: peewee.Database, table: str) -> set[str]:
+    return {column.name for column in db.get_columns(table)}
+
+
+def add_event_sequence(db: peewee.Database) -> None:
+    """Migration 2: a per-website sequence on every event (numbered in id order) and its
+    counters; the sequence replaces the global id as the events' public id."""
+    db.create_tables([EventCounter], safe=True)
+    if "seq" not in _column_names(db, "event"):
+        db.execute_sql('ALTER TABLE "event" ADD COLUMN "seq" BIGINT NOT NULL DEFAULT 0')
+    db.execute_sql(
+        'UPDATE "event" SET "seq" = numbered.n FROM ('
+        ' SELECT "id", ROW_NUMBER() OVER (PARTITION BY "website_id" ORDER BY "id") AS n'
+        ' FROM "event") AS numbered WHERE "event"."id" = numbered."id"')
+    db.execute_sql('DELETE FROM "event_counter"')
+    db.execute_sql(
+        'INSERT INTO "event_counter" ("website_id", "last_seq")'
+        ' SELECT "website_id", MAX("seq") FROM "event" GROUP BY "website_id"')
+    db.execute_sql('DROP INDEX IF EXISTS "event_website_id_id"')
+    db.execute_sql('CREATE UNIQUE INDEX IF NOT EXISTS "event_website_id_seq"'
+                   ' ON "event" ("website_id", "seq")')
+
+
+MIGRATIONS = [create_schema, add_event_sequence]

@@ -48,10 +48,10 @@ class NewEvent:
             "props": json.dumps(self.props, ensure_ascii=False, separators=(",", ":")),
         }
 
-    def stored(self, event_id: int) -> EventRecord:
-        """The committed record of this event, now that it has ``event_id``."""
+    def stored(self, seq: int) -> EventRecord:
+        """The committed record of this event, now that it has its website's sequence number."""
         return EventRecord(
-            event_id, self.website_id, self.ts, self.event_type, self.pathname, self.visitor_id,
+            seq, self.website_id, self.ts, self.event_type, self.pathname, self.visitor_id,
             self.session_id, self.referrer, self.source, self.hostname, self.title,
             self.screen_width, self.device, self.browser, self.os, self.country, self.props,
         )
@@ -71,7 +71,8 @@ def iso_ms(ts: int) -> str:
 
 @dataclass(slots=True, frozen=True)
 class EventRecord:
-    """A committed event, as broadcast to live subscribers."""
+    """A committed event, as broadcast to live subscribers. Its ``id`` is the event's
+    sequence number within its website (1, 2, 3…): the SSE ``id:`` and ``Last-Event-ID``."""
 
     id: int
     website_id: str
@@ -121,7 +122,7 @@ class EventRecord:
     def from_row(cls, row: dict[str, Any]) -> EventRecord:
         """Build a record from an ``Event`` row fetched with ``.dicts()``."""
         return cls(
-            row["id"], row["website"], row["ts"], row["event_type"], row["pathname"],
+            row["seq"], row["website"], row["ts"], row["event_type"], row["pathname"],
             row["visitor_id"], row["session_id"], row["referrer"], row["source"],
             row["hostname"], row["title"], row["screen_width"], row["device"], row["browser"],
             row["os"], row["country"], json.loads(row["props"] or "{}"),

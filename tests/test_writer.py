@@ -119,7 +119,7 @@ def test_sigterm_drains_every_accepted_event(tmp_path: Path) -> None:
     assert "shutting down" in output
     import sqlite3
     with sqlite3.connect(tmp_path / "pulse.db") as db:
-        stored = [row[0] for row in db.execute("SELECT id FROM event")]
+        stored = [row[0] for row in db.execute("SELECT seq FROM event")]
     assert len(acknowledged) == 300  # they were all accepted before the signal
     assert sorted(stored) == sorted(acknowledged)  # all acknowledged, none twice, none extra
     assert len(acknowledged) + failed == 300

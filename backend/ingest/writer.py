@@ -7,6 +7,7 @@ import json
 import logging
 import sqlite3
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
@@ -31,20 +32,43 @@ class WriterClosed(RuntimeError):
 
 
 _FIELDS = [f for f in Event._meta.sorted_fields if f.name != "id"]
+if [f.name for f in _FIELDS] != ["website", "seq", *EVENT_COLUMNS[1:]]:
+    raise RuntimeError("_values() no longer matches the event table's columns")
 _SQLITE_INSERT = 'INSERT INTO "{}" ({}) VALUES '.format(
     Event._meta.table_name, ", ".join(f'"{f.column_name}"' for f in _FIELDS))
-if [f.name for f in _FIELDS] != ["website", *EVENT_COLUMNS[1:]]:
-    raise RuntimeError("_values() no longer matches the event table's columns")
 _SQLITE_ROW = "({})".format(", ".join("?" * len(_FIELDS)))
+# Bumps a website's counter by the number of its events in the batch and returns the new last
+# sequence number. The row stays locked until the commit (on SQLite the whole database is), so
+# the writers of one website are serialised and commit order is sequence order.
+_BUMP_COUNTER = (
+    'INSERT INTO "event_counter" ("website_id", "last_seq") VALUES ({p}, {p}) '
+    'ON CONFLICT ("website_id") DO UPDATE '
+    'SET "last_seq" = "event_counter"."last_seq" + excluded."last_seq" RETURNING "last_seq"')
 
 
-def _values(e: NewEvent) -> tuple[Any, ...]:
+def _values(e: NewEvent, seq: int) -> tuple[Any, ...]:
     """The row of ``e`` in the event table's column order (what ``NewEvent.row`` holds)."""
     return (
-        e.website_id, e.ts, e.event_type, e.pathname, e.visitor_id, e.session_id, e.referrer,
-        e.source, e.hostname, e.title, e.screen_width, e.device, e.browser, e.os, e.country,
-        json.dumps(e.props, ensure_ascii=False, separators=(",", ":")),
+        e.website_id, seq, e.ts, e.event_type, e.pathname, e.visitor_id, e.session_id,
+        e.referrer, e.source, e.hostname, e.title, e.screen_width, e.device, e.browser, e.os,
+        e.country, json.dumps(e.props, ensure_ascii=False, separators=(",", ":")),
     )
+
+
+def next_seqs(db: peewee.Database, events: Sequence[NewEvent]) -> list[int]:
+    """Give each event the next sequence number of its website, inside the caller's
+    transaction. Counters are taken in website-id order, so two writers never deadlock."""
+    counts = Counter(e.website_id for e in events)
+    sql = _BUMP_COUNTER.format(p=db.param)
+    following: dict[str, int] = {}
+    for website_id in sorted(counts):
+        last = db.execute_sql(sql, (website_id, counts[website_id])).fetchone()[0]
+        following[website_id] = last - counts[website_id] + 1
+    seqs = []
+    for e in events:
+        seqs.append(following[e.website_id])
+        following[e.website_id] += 1
+    return seqs
 
 
 @lru_cache(maxsize=16)
@@ -66,48 +90,59 @@ def _chunks(count: int, limit: int) -> list[int]:
     return sizes
 
 
-def _insert_sqlite(db: peewee.SqliteDatabase, events: Sequence[NewEvent]) -> list[int | None]:
-    """Multi-row ``INSERT`` statements in one transaction: one ``sqlite3_step`` per statement
-    instead of one per row. Each step lets go of the GIL, and getting it back from a busy event
-    loop (the writer thread competes with it for the GIL and the core) can take a switch
-    interval; peewee's query builder would cost more GIL time still."""
-    values = [_values(e) for e in events]
-    with db.atomic():
-        connection = db.connection()
-        limit = min(MAX_ROWS_PER_STATEMENT,
-                    connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // len(_FIELDS))
-        start = 0
-        for size in _chunks(len(values), limit):
-            params = [v for row in values[start:start + size] for v in row]
-            connection.execute(_sqlite_insert(size), params)
-            start += size
-        last = connection.execute("SELECT last_insert_rowid()").fetchone()[0]
-    # The transaction held SQLite's write lock throughout: the rowids are consecutive.
-    return list(range(last - len(values) + 1, last + 1))
+def _insert_sqlite(db: peewee.SqliteDatabase, events: Sequence[NewEvent]) -> list[int]:
+    """Multi-row ``INSERT`` statements: one ``sqlite3_step`` per statement instead of one per
+    row. Each step lets go of the GIL, and getting it back from a busy event loop (the writer
+    thread competes with it for the GIL and the core) can take a switch interval; peewee's
+    query builder would cost more GIL time still."""
+    seqs = next_seqs(db, events)
+    values = [_values(e, seq) for e, seq in zip(events, seqs, strict=True)]
+    connection = db.connection()
+    limit = min(MAX_ROWS_PER_STATEMENT,
+                connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // len(_FIELDS))
+    start = 0
+    for size in _chunks(len(values), limit):
+        params = [v for row in values[start:start + size] for v in row]
+        connection.execute(_sqlite_insert(size), params)
+        start += size
+    return seqs
+
+
+def _insert(db: peewee.Database, events: Sequence[NewEvent]) -> list[int]:
+    """Store ``events`` in the current transaction; return their sequence numbers."""
+    if isinstance(db, peewee.SqliteDatabase):
+        return _insert_sqlite(db, events)
+    seqs = next_seqs(db, events)
+    Event.insert_many([e.row() | {"seq": seq} for e, seq in zip(events, seqs, strict=True)]
+                      ).execute()
+    return seqs
 
 
 def store_batch(events: Sequence[NewEvent]) -> list[int | None]:
-    """Insert ``events`` in one transaction; return their ids (None for a row that failed)."""
+    """Insert ``events`` in one transaction; return their per-website sequence numbers (None
+    for an event whose website was deleted meanwhile)."""
     db = database.obj
     try:
-        if isinstance(db, peewee.SqliteDatabase):
-            return _insert_sqlite(db, events)
         with db.atomic():
-            cursor = Event.insert_many([e.row() for e in events]).returning(Event.id).tuples()
-            return [row[0] for row in cursor.execute()]
+            return list(_insert(db, events))
     except (peewee.IntegrityError, sqlite3.IntegrityError):
         if len(events) == 1:
             return [None]
-    # One bad row (its website was deleted meanwhile) must not sink the others.
-    ids: list[int | None] = []
+    # One website deleted meanwhile must not sink the other websites' events.
+    seqs: list[int | None] = [None] * len(events)
+    by_website: dict[str, list[int]] = {}
+    for index, event in enumerate(events):
+        by_website.setdefault(event.website_id, []).append(index)
     with db.atomic():
-        for event in events:
+        for indexes in by_website.values():
             try:
                 with db.atomic():
-                    ids.append(Event.insert(event.row()).execute())
-            except peewee.IntegrityError:
-                ids.append(None)
-    return ids
+                    stored = _insert(db, [events[i] for i in indexes])
+            except (peewee.IntegrityError, sqlite3.IntegrityError):
+                continue
+            for index, seq in zip(indexes, stored, strict=True):
+                seqs[index] = seq
+    return seqs
 
 
 class EventWriter:
