@@ -29,7 +29,7 @@ from backend.metrics import Metrics
 from backend.services import Services
 from backend.settings import Settings
 from models import setup_database
-from models.entities import Salt
+from models.entities import Salt, Website
 from models.reports import events_after, events_since, last_seq, last_seqs
 
 log = logging.getLogger("pulse")
@@ -63,6 +63,14 @@ def build_services(settings: Settings) -> Services:
         website_limiter=RateLimiter(settings.rate_per_website),
         login_throttle=LoginThrottle(settings.login_attempts),
     )
+
+
+def positions() -> dict[str, int]:
+    """Every website's committed sequence (0 for a website without events yet)."""
+    committed = last_seqs()
+    for website in Website.select(Website.id):
+        committed.setdefault(website.id, 0)
+    return committed
 
 
 def build_bus(settings: Settings, hub: Hub) -> Bus:
@@ -131,7 +139,7 @@ class PulseServer:
         self.port = sockets[0].getsockname()[1]
         self.http.add_sockets(sockets)
         services = self.services
-        committed = await asyncio.get_running_loop().run_in_executor(None, last_seqs)
+        committed = await asyncio.get_running_loop().run_in_executor(None, positions)
         services.hub.start_from(committed)
         await services.bus.start(services.hub.publish, committed)
         self._tasks.append(asyncio.create_task(self._every(1.0, self.services.hub.tick)))
@@ -147,9 +155,13 @@ class PulseServer:
     async def check(self) -> None:
         """Every website's committed sequence against what the hub delivered: the bus follows
         new websites, and the hub refills from the store what a lost publish left out."""
-        committed = await asyncio.get_running_loop().run_in_executor(None, last_seqs)
-        self.services.bus.follow(committed)
-        self.services.hub.check(committed)
+        committed = await asyncio.get_running_loop().run_in_executor(None, positions)
+        hub = self.services.hub
+        # A website new to the bus is read from what this hub has, so its first events come
+        # through the bus too (a website without events is not in ``committed`` yet).
+        self.services.bus.follow({website_id: hub.last_delivered(website_id)
+                                  for website_id in committed.keys() | hub.watched()})
+        hub.check(committed)
 
     async def _every(self, seconds: float, job: Callable[[], Any]) -> None:
         while True:

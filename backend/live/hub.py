@@ -273,6 +273,10 @@ class Hub:
             if seq > self._last.get(website_id, 0):
                 self._last[website_id] = seq
 
+    def watched(self) -> set[str]:
+        """The websites something here shows: listeners or a live window."""
+        return {w for w, listeners in self._listeners.items() if listeners} | set(self._stats)
+
     def last_delivered(self, website_id: str) -> int:
         """The sequence of the newest event of ``website_id`` this hub delivered."""
         return self._last.get(website_id, 0)
