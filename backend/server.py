@@ -120,8 +120,9 @@ def make_app(services: Services, fallback: list[Any] | None = None) -> tornado.w
 class PulseServer:
     """A running Pulse: the public port, the periodic jobs, and one orderly shutdown."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, reuse_port: bool = False) -> None:
         self.settings = settings.with_secret()
+        self.reuse_port = reuse_port  # several workers share the public port
         self.services = build_services(self.settings)
         self.http: tornado.httpserver.HTTPServer | None = None
         self.port = self.settings.port
@@ -135,7 +136,8 @@ class PulseServer:
         self.http = tornado.httpserver.HTTPServer(
             app, max_body_size=MAX_REQUEST_BYTES, max_header_size=16_384,
             idle_connection_timeout=75, body_timeout=10, xheaders=self.settings.trust_proxy)
-        sockets = tornado.netutil.bind_sockets(self.settings.port, self.settings.host)
+        sockets = tornado.netutil.bind_sockets(self.settings.port, self.settings.host,
+                                               reuse_port=self.reuse_port)
         self.port = sockets[0].getsockname()[1]
         self.http.add_sockets(sockets)
         services = self.services
