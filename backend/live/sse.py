@@ -112,6 +112,10 @@ class LiveStream:
         self._pending: list[bytes] = []
         self._pending_bytes = 0
         self._counters: dict[str, Any] = {}
+        # Frames counted per kind, added to the metrics by the flush tick (not per message).
+        self._tally: defaultdict[str, int] = scheduler.tally if scheduler is not None \
+            else defaultdict(int)
+        self._done = False
         self._writing = False
         self._started = False
         self.dirty = False
@@ -122,7 +126,8 @@ class LiveStream:
 
     @property
     def backlog(self) -> int:
-        """Bytes queued and not yet handed to the socket."""
+        """Bytes queued and not yet handed to the socket (a client is dropped when they pass
+        the bound while its previous write is still in flight)."""
         return self._pending_bytes
 
     def send(self, frame: bytes, kind: str = "new_event", count: int = 1) -> None:
@@ -142,24 +147,41 @@ class LiveStream:
                 asyncio.get_running_loop().call_soon(self.flush)
 
     def on_message(self, message: HubMessage) -> None:
-        """The hub's listener: queue the message's frames (encoded once for every stream)."""
-        if self.closed.done():
+        """The hub's listener: queue the message's frames (encoded once for every stream).
+        This runs once per message and subscriber: it only queues and counts."""
+        if self._done:
             return
+        frame = message.frame or frame_of(message)
+        tally = self._tally
         if message.kind == "events":
-            self.send(frame_of(message), "new_event", len(message.events))
+            tally["new_event"] += len(message.events)
             self.last_event_id = message.events[-1].id
         else:
-            self.send(frame_of(message), message.kind)
+            tally[message.kind] += 1
+        self._pending.append(frame)
+        self._pending_bytes += len(frame)
+        if self._writing:  # the client has not taken the last write yet: it may fall behind
+            if self._pending_bytes > self._max_backlog:
+                self._overflow()
+        elif not self.dirty:
+            if self._scheduler is not None and self._started:
+                self._scheduler.mark(self)
+            else:
+                self.dirty = True
+                asyncio.get_running_loop().call_soon(self.flush)
 
     def _queue(self, data: bytes) -> bool:
         self._pending.append(data)
         self._pending_bytes += len(data)
-        if self._pending_bytes > self._max_backlog:
-            log.warning("dropping a live stream of %s: %d bytes behind", self.website_id,
-                        self._pending_bytes)
-            self.close("backlog")
+        if self._writing and self._pending_bytes > self._max_backlog:
+            self._overflow()
             return False
         return True
+
+    def _overflow(self) -> None:
+        log.warning("dropping a live stream of %s: %d bytes behind", self.website_id,
+                    self._pending_bytes)
+        self.close("backlog")
 
     def flush(self) -> None:
         """Write everything queued in one write, unless a write is still in flight."""
@@ -195,6 +217,7 @@ class LiveStream:
         is still there; safe to call more than once."""
         if self.closed.done():
             return
+        self._done = True
         self.closed.set_result(reason)
         self._pending.clear()
         self._pending_bytes = 0
@@ -242,6 +265,7 @@ class LiveStreams:
         self._streams: set[LiveStream] = set()
         self._per_user: dict[int, int] = defaultdict(int)
         self._dirty: list[_Flushable] = []
+        self.tally: defaultdict[str, int] = defaultdict(int)  # frames sent since the last tick
         self._flush_handle: asyncio.Handle | None = None
         self._last_flush = 0.0
 
@@ -291,6 +315,14 @@ class LiveStreams:
                 item.flush()
             except Exception:
                 log.exception("flushing live streams failed")
+        self.count_frames()
+
+    def count_frames(self) -> None:
+        """Add the frames tallied since the last call to the metrics."""
+        if self.tally:
+            for kind, count in self.tally.items():
+                self._metrics.sse_frames.labels(kind).inc(count)
+            self.tally.clear()
 
     def beat(self) -> None:
         """Send a heartbeat comment to every stream that has been quiet for a period."""
