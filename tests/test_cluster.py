@@ -157,6 +157,15 @@ async def test_reconnecting_to_another_instance_gets_exactly_the_rest(cluster: C
     async with session() as http:
         for i in range(30):
             assert await post(http, nodes[0], cluster.website_id, f"/p/{i}") == i + 1
+        # The live window is the same on every instance.
+        states = []
+        for node in nodes:
+            fresh = Follower(cluster.live_url(node), cluster.token).start(http)
+            await fresh.wait_for(lambda f: "connected" in f.kinds)
+            states.append(fresh.frames[0][2])
+            await fresh.close()
+        assert states[0] == states[1]
+        assert states[0]["currentVisitors"] == 1 and len(states[0]["recentEvents"]) == 20
         follower = Follower(cluster.live_url(nodes[1]), cluster.token, last_event_id=12)
         follower.start(http)
         await follower.wait_for(lambda f: len(f.ids) >= 18)

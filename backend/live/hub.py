@@ -539,6 +539,7 @@ class Hub:
         self._stats.pop(website_id, None)
         self._stats_keys.pop(website_id, None)
         self._drop_buffer(website_id)
+        self._last.pop(website_id, None)
 
 
 def _hand_on(subscriber: _Subscriber, message: HubMessage) -> None:
