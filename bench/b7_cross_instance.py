@@ -76,12 +76,14 @@ def postgres_database() -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def instances(count: int, cpu: str | None, redis: bool,
-              serve_args: tuple[str, ...] = ()) -> Iterator[tuple[list[int], str, str]]:
-    """``count`` Pulse instances (``serve *serve_args``) on one fresh database (and a Redis
-    prefix when ``redis``): (their ports, website id, token)."""
-    with postgres_database() as database, tempfile.TemporaryDirectory() as tmp:
-        extra = {"PULSE_DATABASE_URL": database}
+def instances(count: int, cpu: str | None, redis: bool, serve_args: tuple[str, ...] = (),
+              sqlite: bool = False) -> Iterator[tuple[list[int], str, str]]:
+    """``count`` Pulse instances (``serve *serve_args``) on one fresh PostgreSQL database (or
+    SQLite file), with a Redis prefix when ``redis``: (their ports, website id, token)."""
+    with contextlib.ExitStack() as stack:
+        tmp = stack.enter_context(tempfile.TemporaryDirectory())
+        extra = {"PULSE_DATABASE_URL": f"sqlite:///{tmp}/pulse.db" if sqlite
+                 else stack.enter_context(postgres_database())}
         prefix = f"pulse-bench-{secrets.token_hex(4)}:"
         if redis:
             extra |= {"PULSE_REDIS_URL": REDIS, "PULSE_REDIS_PREFIX": prefix}
