@@ -4,6 +4,7 @@ the store, one website's failure kept to itself, replay memory bounded in bytes.
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -178,6 +179,31 @@ async def test_a_gap_is_refilled_from_the_store_in_order() -> None:
     await until(lambda: received.ids[-1:] == [6])
     assert received.ids == [1, 2, 3, 4, 5, 6]
     assert hub.refills == 1
+
+
+@pytest.mark.asyncio
+async def test_a_refill_holding_too_much_reads_the_store_again() -> None:
+    store = MemoryStore()
+    gate = threading.Event()
+    read = store.events_after
+
+    def slow_read(website_id: str, after: int, limit: int) -> list[EventRecord]:
+        gate.wait(10)
+        return read(website_id, after, limit)
+
+    store.events_after = slow_read  # type: ignore[method-assign]
+    hub = store.hub(hold_bytes=record_size(record(1)) * 3)
+    received = Received()
+    hub.subscribe("w", received)
+    store.commit(record(1))  # lost
+    hub.publish(store.commit(record(2)))  # a gap: the refill waits for the store
+    await asyncio.sleep(0.05)
+    for i in range(3, 20):  # more than it may hold: the rest is read from the store
+        hub.publish(store.commit(record(i)))
+    assert len(hub._refilling["w"]) < 17
+    gate.set()
+    await until(lambda: received.ids[-1:] == [19])
+    assert received.ids == list(range(1, 20))
 
 
 @pytest.mark.asyncio

@@ -145,6 +145,8 @@ class Hub:
         self._buffered = 0
         self._last: dict[str, int] = {}  # website → sequence of the newest event delivered
         self._refilling: dict[str, list[EventRecord]] = {}
+        self._refill_bytes: dict[str, int] = {}  # bytes of the events a refill holds
+        self._refill_dropped: set[str] = set()  # refills that let events go: read again
         self._tasks: set[asyncio.Task[Any]] = set()
         self.refills = 0  # gaps closed from the store (tests and /metrics read it)
 
@@ -307,8 +309,12 @@ class Hub:
     def _receive(self, website_id: str, batch: list[EventRecord]) -> None:
         queued = self._refilling.get(website_id)
         if queued is not None:  # a refill is under way: it hands these on after the store's
-            if sum(record_size(e) for e in queued) < self._hold_bytes:
+            held = self._refill_bytes.get(website_id, 0)
+            if held < self._hold_bytes:  # past the bound they are read from the store instead
                 queued.extend(batch)
+                self._refill_bytes[website_id] = held + sum(record_size(e) for e in batch)
+            else:
+                self._refill_dropped.add(website_id)
             return
         last = self._last.get(website_id, 0)
         fresh = batch if batch[0].id > last else [e for e in batch if e.id > last]
@@ -364,12 +370,12 @@ class Hub:
                                             self._last.get(website_id, 0), REFILL_CHUNK)
                 queued = self._refilling[website_id]
                 waiting, later = queued[:arrived], queued[arrived:]
+                complete = len(rows) < REFILL_CHUNK  # the store had nothing more then
                 last = self._last.get(website_id, 0)
                 rows = [e for e in rows if e.id > last]
                 if rows:
                     self._deliver(website_id, rows)
                     last = rows[-1].id
-                complete = len(rows) < REFILL_CHUNK  # the store had nothing more then
                 waiting = [e for e in waiting if e.id > last]
                 if waiting and complete:
                     # Committed before the read began, so nothing before them is missing from
@@ -378,12 +384,15 @@ class Hub:
                     last = waiting[-1].id
                     waiting = []
                 pending = waiting + [e for e in later if e.id > last]
-                if not pending and complete:
+                dropped = website_id in self._refill_dropped
+                self._refill_dropped.discard(website_id)
+                if not pending and complete and not dropped:
                     return
-                if pending and pending[-1].id - last == len(pending):
+                if pending and pending[-1].id - last == len(pending) and not dropped:
                     self._deliver(website_id, pending)
                     return
                 self._refilling[website_id] = pending
+                self._refill_bytes[website_id] = sum(record_size(e) for e in pending)
         except Exception:
             log.exception("refilling %s from the store failed", website_id)
             last = self._last.get(website_id, 0)
@@ -392,6 +401,8 @@ class Hub:
                 self._deliver(website_id, pending)
         finally:
             self._refilling.pop(website_id, None)
+            self._refill_bytes.pop(website_id, None)
+            self._refill_dropped.discard(website_id)
 
     def check(self, committed: dict[str, int]) -> None:
         """Compare each website's committed sequence with what was delivered: a website still
