@@ -87,6 +87,9 @@ async def test_a_publish_dropped_after_commit_still_reaches_every_subscriber(
             for follower in followers:
                 await follower.wait_for(lambda f: f.ids == [1, 2, 3])
                 await follower.close()
+            for node in nodes:  # each instance read the lost event from the store
+                async with http.get(node.url + "/metrics") as response:
+                    assert "\npulse_hub_refills 1.0\n" in await response.text()
         assert "fault hook: dropped the publish of 1 events" in nodes[0].output()
     finally:
         cluster.stop()
