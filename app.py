@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from backend.auth import AccountError, create_user
 from backend.server import PulseServer
 from backend.settings import Settings, SettingsError, settings_help
+from backend.workers import Supervisor, check_workers
 from models import setup_database
 from models.entities import ApiToken, User
 from models.websites import WebsiteError, create_website
@@ -19,12 +20,19 @@ from models.websites import WebsiteError, create_website
 log = logging.getLogger("pulse")
 
 
-async def serve(settings: Settings, ready: Callable[[PulseServer], None] | None = None) -> None:
-    """Run Pulse until SIGTERM or SIGINT."""
-    server = PulseServer(settings)
-    from ui.mount import mount_panel  # the panel is optional for the API-only tests
+async def serve(settings: Settings, ready: Callable[[PulseServer], None] | None = None, *,
+                worker: int | None = None, panel_port: int = 0) -> None:
+    """Run Pulse until SIGTERM or SIGINT (as worker ``worker`` of several, if given: the
+    public port is shared, and the panel runs in worker 0 on ``panel_port``)."""
+    server = PulseServer(settings, reuse_port=worker is not None)
+    if worker:
+        from backend.handlers.panel_proxy import panel_routes
 
-    fallback = await mount_panel(server)
+        fallback = panel_routes(f"127.0.0.1:{panel_port}")  # worker 0 serves the panel
+    else:
+        from ui.mount import mount_panel  # the panel is optional for the API-only tests
+
+        fallback = await mount_panel(server, panel_port)
     await server.start(fallback)
     log.info("Pulse listening on http://%s:%d", server.settings.host, server.port)
     if ready is not None:
@@ -36,7 +44,8 @@ async def serve(settings: Settings, ready: Callable[[PulseServer], None] | None 
 
 def _settings(args: argparse.Namespace) -> Settings:
     overrides = {k: v for k, v in (("host", getattr(args, "host", None)),
-                                   ("port", getattr(args, "port", None))) if v is not None}
+                                   ("port", getattr(args, "port", None)),
+                                   ("workers", getattr(args, "workers", None))) if v is not None}
     return Settings.from_env(**overrides)
 
 
@@ -45,9 +54,12 @@ def _open_db(settings: Settings) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    """``pulse serve``."""
+    """``pulse serve`` (with ``--workers N``: a supervisor of N worker processes)."""
     settings = _settings(args)
-    asyncio.run(serve(settings))
+    check_workers(settings)
+    if settings.workers > 1 and args.worker is None:
+        return Supervisor(settings.with_secret()).run()
+    asyncio.run(serve(settings, worker=args.worker, panel_port=args.panel_port))
     return 0
 
 
@@ -119,6 +131,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve_p = sub.add_parser("serve", help="run the server (the default)")
     serve_p.add_argument("--host", help="address to bind (PULSE_HOST)")
     serve_p.add_argument("--port", type=int, help="public port (PULSE_PORT)")
+    serve_p.add_argument("--workers", type=int,
+                         help="processes sharing the public port (PULSE_WORKERS; needs "
+                              "PostgreSQL and Redis when more than 1)")
+    serve_p.add_argument("--worker", type=int, help=argparse.SUPPRESS)  # set by the supervisor
+    serve_p.add_argument("--panel-port", type=int, default=0, help=argparse.SUPPRESS)
     serve_p.set_defaults(func=cmd_serve)
 
     demo_p = sub.add_parser("demo", help="serve a demo website fed by simulated visitors")

@@ -37,3 +37,9 @@ class Metrics:
         self.hub_listeners = Gauge(
             "pulse_hub_listeners", "In-process and SSE listeners subscribed to the hub.",
             registry=r)
+        self.hub_refills = Gauge(
+            "pulse_hub_refills", "Times since start the hub read events a publish had lost "
+            "(a gap, or a website behind its committed sequence) from the store.", registry=r)
+        self.hub_replay_bytes = Gauge(
+            "pulse_hub_replay_bytes", "Bytes held by the replay buffers of all websites.",
+            registry=r)

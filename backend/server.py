@@ -14,6 +14,7 @@ import tornado.netutil
 import tornado.web
 
 from backend.auth import LoginThrottle
+from backend.bus import Bus, DropPublishes, InProcessBus
 from backend.handlers.base import JSONErrorHandler, hide_client_addresses
 from backend.handlers.compat import PlausibleEventHandler, UmamiSendHandler
 from backend.handlers.live import LiveStreamHandler
@@ -23,34 +24,39 @@ from backend.ingest.enrichment import Enricher, VisitorHasher
 from backend.ingest.limits import RateLimiter
 from backend.ingest.websites import WebsiteCache
 from backend.ingest.writer import EventWriter
-from backend.live.hub import Hub
+from backend.live.hub import EventStore, Hub
 from backend.live.sse import LiveStreams
 from backend.metrics import Metrics
 from backend.services import Services
 from backend.settings import Settings
 from backend.tracker_script import tracker_script
 from models import setup_database
-from models.entities import Salt
-from models.reports import events_after, events_since, last_seqs
+from models.entities import Salt, Website
+from models.reports import events_after, events_since, last_seq, last_seqs
 
 log = logging.getLogger("pulse")
 access_log = logging.getLogger("pulse.access")
 
 MAX_REQUEST_BYTES = 1_048_576
+CHECK_SECONDS = 1.0  # how often committed sequences are compared with what was delivered
 
 
 def build_services(settings: Settings) -> Services:
     """Open the database and build the writer, hub and the rest, wired together."""
     setup_database(settings.database)
     metrics = Metrics()
-    hub = Hub(window_seconds=settings.live_window, replay_buffer=settings.replay_buffer,
-              load_since=events_since, load_after=events_after, start_floors=last_seqs())
-    writer = EventWriter(hub.publish, metrics, batch_size=settings.batch_size,
+    hub = Hub(window_seconds=settings.live_window,
+              store=EventStore(events_after, events_since, last_seq),
+              replay_bytes=settings.replay_buffer_bytes, replay_memory=settings.replay_memory)
+    hub.start_from(last_seqs())
+    bus = build_bus(settings, hub)
+    writer = EventWriter(bus.publish, metrics, batch_size=settings.batch_size,
                          batch_delay=settings.batch_delay_ms / 1000)
     return Services(
         settings=settings,
         metrics=metrics,
         hub=hub,
+        bus=bus,
         writer=writer,
         enricher=Enricher(VisitorHasher(Salt.for_day)),
         websites=WebsiteCache(),
@@ -59,6 +65,26 @@ def build_services(settings: Settings) -> Services:
         website_limiter=RateLimiter(settings.rate_per_website),
         login_throttle=LoginThrottle(settings.login_attempts),
     )
+
+
+def positions() -> dict[str, int]:
+    """Every website's committed sequence (0 for a website without events yet)."""
+    committed = last_seqs()
+    for website in Website.select(Website.id):
+        committed.setdefault(website.id, 0)
+    return committed
+
+
+def build_bus(settings: Settings, hub: Hub) -> Bus:
+    """The live bus: Redis Streams when ``PULSE_REDIS_URL`` is set (started with the server),
+    else in-process, straight to ``hub``."""
+    fault = DropPublishes(settings.fault_drop_publish)
+    if settings.redis_url:
+        from backend.bus_redis import RedisBus
+
+        return RedisBus(settings.redis_url, settings.redis_prefix,
+                        maxlen=settings.redis_stream_maxlen, fault=fault)
+    return InProcessBus(hub.publish, fault)
 
 
 def log_request(handler: tornado.web.RequestHandler) -> None:
@@ -99,8 +125,9 @@ def make_app(services: Services, fallback: list[Any] | None = None) -> tornado.w
 class PulseServer:
     """A running Pulse: the public port, the periodic jobs, and one orderly shutdown."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, reuse_port: bool = False) -> None:
         self.settings = settings.with_secret()
+        self.reuse_port = reuse_port  # several workers share the public port
         self.services = build_services(self.settings)
         self.http: tornado.httpserver.HTTPServer | None = None
         self.port = self.settings.port
@@ -114,10 +141,16 @@ class PulseServer:
         self.http = tornado.httpserver.HTTPServer(
             app, max_body_size=MAX_REQUEST_BYTES, max_header_size=16_384,
             idle_connection_timeout=75, body_timeout=10, xheaders=self.settings.trust_proxy)
-        sockets = tornado.netutil.bind_sockets(self.settings.port, self.settings.host)
+        sockets = tornado.netutil.bind_sockets(self.settings.port, self.settings.host,
+                                               reuse_port=self.reuse_port)
         self.port = sockets[0].getsockname()[1]
         self.http.add_sockets(sockets)
+        services = self.services
+        committed = await asyncio.get_running_loop().run_in_executor(None, positions)
+        services.hub.start_from(committed)
+        await services.bus.start(services.hub.publish, committed)
         self._tasks.append(asyncio.create_task(self._every(1.0, self.services.hub.tick)))
+        self._tasks.append(asyncio.create_task(self._every(CHECK_SECONDS, self.check)))
         self._tasks.append(asyncio.create_task(
             self._every(max(0.05, self.services.settings.sse_heartbeat / 3),
                         self.services.streams.beat)))
@@ -126,11 +159,24 @@ class PulseServer:
         """Run ``callback`` (sync or async) during shutdown, after the writer drained."""
         self._on_stop.append(callback)
 
-    async def _every(self, seconds: float, job: Callable[[], None]) -> None:
+    async def check(self) -> None:
+        """Every website's committed sequence against what the hub delivered: the bus follows
+        new websites, and the hub refills from the store what a lost publish left out."""
+        committed = await asyncio.get_running_loop().run_in_executor(None, positions)
+        hub = self.services.hub
+        # A website new to the bus is read from what this hub has, so its first events come
+        # through the bus too (a website without events is not in ``committed`` yet).
+        self.services.bus.follow({website_id: hub.last_delivered(website_id)
+                                  for website_id in committed.keys() | hub.watched()})
+        hub.check(committed)
+
+    async def _every(self, seconds: float, job: Callable[[], Any]) -> None:
         while True:
             await asyncio.sleep(seconds)
             try:
-                job()
+                result = job()
+                if asyncio.iscoroutine(result):
+                    await result
             except Exception:
                 log.exception("periodic job %s failed", getattr(job, "__name__", job))
 
@@ -156,6 +202,7 @@ class PulseServer:
             self.http.stop()
         self.services.streams.close_all()
         await self.services.writer.close()
+        await self.services.bus.close()
         for task in self._tasks:
             task.cancel()
         for callback in self._on_stop:

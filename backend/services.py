@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from backend.auth import LoginThrottle
+from backend.bus import Bus
 from backend.ingest.enrichment import Enricher
 from backend.ingest.limits import RateLimiter
 from backend.ingest.websites import WebsiteCache
@@ -22,6 +23,7 @@ class Services:
     settings: Settings
     metrics: Metrics
     hub: Hub
+    bus: Bus
     writer: EventWriter
     enricher: Enricher
     websites: WebsiteCache

@@ -38,7 +38,18 @@ class Settings:
     batch_size: int = _setting(500, "The writer commits once this many events are waiting.")
     batch_delay_ms: float = _setting(2.0, "…or once the oldest waiting event is this many ms old.")
     replay_limit: int = _setting(1000, "Most events replayed to an SSE client after Last-Event-ID.")
-    replay_buffer: int = _setting(2000, "Recent events kept in memory per website for replay.")
+    replay_buffer_bytes: int = _setting(
+        1_048_576, "Bytes of recent events kept in memory per website for replay.")
+    replay_memory: int = _setting(
+        33_554_432, "Bytes of replay buffers for all websites; the least recently active go.")
+    redis_url: str = _setting(
+        "", "Redis URL (redis://host:6379/0) of the live bus of a cluster; empty: in-process.")
+    redis_prefix: str = _setting("pulse:", "Prefix of Pulse's Redis keys (share a server).")
+    redis_stream_maxlen: int = _setting(
+        10_000, "Entries kept per website's Redis stream (approximately, MAXLEN ~).")
+    workers: int = _setting(1, "Processes serving the public port (needs PostgreSQL and Redis).")
+    fault_drop_publish: str = _setting(
+        "", "Testing only: never publish events whose path starts with this (a lost publish).")
     sse_max_backlog: int = _setting(
         1_048_576, "Bytes an SSE client may fall behind before it is disconnected."
     )

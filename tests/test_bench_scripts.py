@@ -132,3 +132,27 @@ def test_b9_pg_writer_smoke(tmp_path: Path, postgres_url: str,
         assert data["summary"][size]["fastest"] in ("multirow", "executemany", "copy", "unnest")
         assert data["summary"][size]["pulse"]["events_per_s"] > 0
     assert data["machine"]["postgresql"]
+
+
+def test_b7_cross_instance_smoke(tmp_path: Path, postgres_url: str,
+                                 redis_target: Any) -> None:
+    data = run_bench(tmp_path, "b7_cross_instance.py", "--rounds", "1", "--subscribers", "3",
+                     "--rate", "20", "--seconds", "1", "--drain", "5")
+    for mode in ("single", "cluster"):
+        run = data["rounds"][0][mode]
+        assert run["connected"] == 3, run
+        assert run["delivered"] == run["expected"] == 3 * 20, run
+        assert run["out_of_order"] == 0
+    assert "p99_extra_ms_median" in data["summary"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed")
+def test_b6_workers_smoke(tmp_path: Path, postgres_url: str, redis_target: Any) -> None:
+    data = run_bench(tmp_path, "b6_workers.py", "--rounds", "1", "--seconds", "1",
+                     "--warmup", "1", "--connections", "4", "--subscribers", "3")
+    row = data["rounds"][0]
+    for key in ("w1", "w2", "sqlite"):
+        assert row[key]["requests"] > 0 and row[key]["non_2xx"] == 0, row[key]
+        assert row[key]["subscribers"]["connected"] == 3
+    assert "ratio_median" in data["summary"]

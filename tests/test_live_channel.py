@@ -1,5 +1,5 @@
-"""LiveChannel and LiveStream: one join per flush for every member, a slow client dropped at
-its backlog bound without holding up the others, replay overlaps trimmed."""
+"""LiveStream as a hub listener: each message encoded once for every stream, one write per
+flush, a slow client dropped at its backlog bound without holding up the others."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from backend.live.hub import Hub, encode_event
-from backend.live.sse import LiveStream, LiveStreams
+from backend.live.hub import Hub
+from backend.live.sse import LiveStream, LiveStreams, encode_event
 from backend.metrics import Metrics
 from models.records import EventRecord
 
@@ -49,13 +49,16 @@ class FakeConnection:
         return b"".join(self.writes)
 
 
-def open_stream(streams: LiveStreams, hub: Hub, conn: FakeConnection, *,
-                max_backlog: int = 1_000_000, last_event_id: int = 0) -> LiveStream:
+async def open_stream(streams: LiveStreams, hub: Hub, conn: FakeConnection, *,
+                      max_backlog: int = 1_000_000) -> LiveStream:
     stream = LiveStream("w1", 1, conn.write, conn.finish, max_backlog=max_backlog,
                         metrics=Metrics(), scheduler=streams, abort=conn.abort)
-    stream.last_event_id = last_event_id
     streams.add(stream)
-    streams.join(stream, hub)
+    unsubscribe = await hub.subscribe_and_replay("w1", stream.on_message)
+    stream.closed.add_done_callback(lambda _: unsubscribe())
+    await settle(streams)
+    assert b'"type":"connected"' in conn.received
+    conn.writes.clear()
     return stream
 
 
@@ -65,12 +68,11 @@ async def settle(streams: LiveStreams) -> None:
 
 
 @pytest.mark.asyncio
-async def test_every_member_gets_the_frames_of_a_flush_in_one_write() -> None:
+async def test_every_stream_gets_the_frames_of_a_flush_in_one_write() -> None:
     hub, streams = Hub(), LiveStreams(Metrics(), heartbeat=30, flush_interval=0.02)
     conns = [FakeConnection() for _ in range(3)]
-    for conn in conns:
-        open_stream(streams, hub, conn)
-    assert hub.listener_count("w1") == 1  # one channel, not one listener per stream
+    opened = [await open_stream(streams, hub, conn) for conn in conns]
+    assert hub.listener_count("w1") == 3
     hub.publish([record(1)])
     hub.publish([record(2), record(3)])
     await settle(streams)
@@ -79,15 +81,31 @@ async def test_every_member_gets_the_frames_of_a_flush_in_one_write() -> None:
         assert conn.received == expected
     writes = [len(conn.writes) for conn in conns]
     assert writes[0] == writes[1] == writes[2] and writes[0] <= 2
+    assert all(stream.last_event_id == 3 for stream in opened)
+
+
+@pytest.mark.asyncio
+async def test_a_message_is_encoded_once_for_every_stream() -> None:
+    hub, streams = Hub(), LiveStreams(Metrics(), heartbeat=30, flush_interval=0.02)
+    conns = [FakeConnection() for _ in range(2)]
+    for conn in conns:
+        await open_stream(streams, hub, conn)
+    seen: list[Any] = []
+    hub.subscribe("w1", seen.append)
+    hub.publish([record(1)])
+    await settle(streams)
+    assert seen[0].frame == encode_event(record(1))  # kept on the message by the first stream
+    assert conns[0].writes[0] == conns[1].writes[0]
 
 
 @pytest.mark.asyncio
 async def test_a_client_that_cannot_keep_up_is_dropped_and_the_others_carry_on() -> None:
     hub, streams = Hub(), LiveStreams(Metrics(), heartbeat=30, flush_interval=0.0)
-    slow, fast = FakeConnection(blocked=True), FakeConnection()
+    slow, fast = FakeConnection(), FakeConnection()
     frame_size = len(encode_event(record(1)))
-    slow_stream = open_stream(streams, hub, slow, max_backlog=frame_size * 3)
-    open_stream(streams, hub, fast)
+    slow_stream = await open_stream(streams, hub, slow, max_backlog=frame_size * 3)
+    slow.blocked = True
+    await open_stream(streams, hub, fast)
     for i in range(1, 8):
         hub.publish([record(i)])
         await settle(streams)
@@ -95,13 +113,15 @@ async def test_a_client_that_cannot_keep_up_is_dropped_and_the_others_carry_on()
     assert slow.aborted and not slow.finished  # closed at once: it would never drain
     assert fast.received == b"".join(encode_event(record(i)) for i in range(1, 8))
     assert len(streams) == 1
+    assert hub.listener_count("w1") == 1
 
 
 @pytest.mark.asyncio
 async def test_queued_frames_follow_a_write_in_flight_in_order() -> None:
     hub, streams = Hub(), LiveStreams(Metrics(), heartbeat=30, flush_interval=0.0)
-    conn = FakeConnection(blocked=True)
-    open_stream(streams, hub, conn)
+    conn = FakeConnection()
+    await open_stream(streams, hub, conn)
+    conn.blocked = True
     hub.publish([record(1)])
     await settle(streams)
     hub.publish([record(2)])
@@ -115,39 +135,10 @@ async def test_queued_frames_follow_a_write_in_flight_in_order() -> None:
 
 
 @pytest.mark.asyncio
-async def test_a_member_that_replayed_part_of_a_flush_gets_only_the_rest() -> None:
-    hub, streams = Hub(), LiveStreams(Metrics(), heartbeat=30, flush_interval=0.02)
-    fresh, replayed = FakeConnection(), FakeConnection()
-    open_stream(streams, hub, fresh)
-    await asyncio.sleep(0)
-    hub.publish([record(10), record(11)])
-    hub.publish([record(12)])
-    stream = open_stream(streams, hub, replayed)  # joins while 10..12 wait for the flush
-    assert stream.last_event_id == 12  # already in its snapshot or replay
-    hub.publish([record(13)])
-    await settle(streams)
-    assert fresh.received == b"".join(encode_event(record(i)) for i in (10, 11, 12, 13))
-    assert replayed.received == encode_event(record(13))
-
-
-@pytest.mark.asyncio
-async def test_the_channel_trims_an_overlap_by_event_id() -> None:
-    hub, streams = Hub(), LiveStreams(Metrics(), heartbeat=30, flush_interval=0.02)
-    early, late = FakeConnection(), FakeConnection()
-    open_stream(streams, hub, early)
-    behind = open_stream(streams, hub, late)
-    hub.publish([record(20), record(21), record(22)])
-    behind.last_event_id = 21  # as if a replay had just sent it 20 and 21
-    await settle(streams)
-    assert early.received == b"".join(encode_event(record(i)) for i in (20, 21, 22))
-    assert late.received == encode_event(record(22))
-
-
-@pytest.mark.asyncio
-async def test_the_last_member_leaving_unsubscribes_the_channel() -> None:
+async def test_a_closed_stream_leaves_the_hub() -> None:
     hub, streams = Hub(), LiveStreams(Metrics(), heartbeat=30)
     conns: list[Any] = [FakeConnection(), FakeConnection()]
-    members = [open_stream(streams, hub, conn) for conn in conns]
+    members = [await open_stream(streams, hub, conn) for conn in conns]
     members[0].close("gone")
     await asyncio.sleep(0)  # the registry forgets a stream from its closed future's callback
     assert hub.listener_count("w1") == 1 and len(streams) == 1

@@ -76,12 +76,15 @@ class SecureCookiesOverHTTPS:
         await self.app(scope, receive, send_secure)
 
 
-async def mount_panel(server: PulseServer) -> list[Any]:
-    """Start the panel on a free loopback port; return Tornado's forwarding routes."""
+async def mount_panel(server: PulseServer, port: int = 0) -> list[Any]:
+    """Start the panel on loopback (``port``, shared with the workers' supervisor, or a free
+    one); return Tornado's forwarding routes."""
     fastapi_app = build_panel(server.services)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    if port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind(("127.0.0.1", port))
     port = sock.getsockname()[1]
     config = uvicorn.Config(fastapi_app, log_level="warning", proxy_headers=True,
                             forwarded_allow_ips="127.0.0.1", lifespan="on", access_log=False)

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 
 from backend.handlers.base import ApiError, BaseHandler
-from backend.live.hub import HubMessage, encode_event, encode_frame
-from backend.live.sse import REPLAY_DRAIN_TIMEOUT, LiveStream, SocketWriter, frames_after
+from backend.live.sse import REPLAY_DRAIN_TIMEOUT, RETRY, LiveStream, SocketWriter
 from models.entities import Membership, Website
 
 log = logging.getLogger("pulse.sse")
@@ -31,8 +29,8 @@ class LiveStreamHandler(BaseHandler):
     """Streams a website's live view: ``connected``, then replay, then ``new_event``/``stats``."""
 
     async def get(self) -> None:
-        """Authenticate, check membership, send the headers, the connected frame and any replay,
-        then hand the connection to the website's channel."""
+        """Authenticate, check membership, send the headers, then subscribe the stream: the
+        connected (or reset) frame, any replay, then live."""
         services = self.services
         user = self.current_user
         if user is None:
@@ -72,71 +70,22 @@ class LiveStreamHandler(BaseHandler):
         iostream.set_close_callback(lambda: stream.close("gone"))
         streams.add(stream)
         access_log.debug("200 GET %s (live stream)", self.request.path)
-        hub = services.hub
-        # Live messages wait here during the replay, which they are deduplicated against; then
-        # the stream joins its website's channel and this coroutine ends.
-        buffered: list[HubMessage] = []
-        unsubscribe = hub.subscribe(website_id, buffered.append)
+        stream.send(RETRY, "retry")
+
+        async def drained() -> bool:
+            return await stream.drained(REPLAY_DRAIN_TIMEOUT)
+
+        # One call: register, the connected (or reset) frame, the stored events after the
+        # client's id, then live; the hub holds live messages meanwhile and drops repeats.
         try:
-            stream.send(b"retry: 3000\n\n", "retry")
-            stats = hub.stats(website_id)
-            stream.send(encode_frame("connected", stats.snapshot()), "connected")
-            if last_id is not None:
-                await self._replay(stream, website_id, last_id)
+            unsubscribe = await services.hub.subscribe_and_replay(
+                website_id, stream.on_message, last_id, limit=services.settings.replay_limit,
+                piece_bytes=max(1, services.settings.sse_max_backlog // 4), drained=drained)
         except Exception:
             log.exception("opening a live stream of %s failed", website_id)
             stream.close("error")
-        finally:
+            return
+        if stream.closed.done():
             unsubscribe()
-        for message in buffered:
-            _forward(stream, message)
-        if not stream.closed.done():
-            streams.join(stream, hub)
-
-    async def _replay(self, stream: LiveStream, website_id: str, last_id: int) -> None:
-        hub = self.services.hub
-        limit = self.services.settings.replay_limit
-        stream.last_event_id = last_id
-        frames = hub.replay_from_buffer(website_id, last_id, limit)
-        if frames is not None:
-            replay = [(_frame_id(frame), frame) for frame in frames]
         else:
-            events = await asyncio.get_running_loop().run_in_executor(
-                None, hub.replay_from_store, website_id, last_id, limit)
-            replay = [(event.id, encode_event(event)) for event in events]
-        await self._send_in_pieces(stream, replay)
-
-    async def _send_in_pieces(self, stream: LiveStream, replay: list[tuple[int, bytes]]) -> None:
-        """Send the replay in pieces of at most half the backlog bound, each once the previous
-        one reached the socket: a replay larger than the bound must not get its client dropped
-        (which would reconnect and ask for the same replay again)."""
-        budget = max(1, self.services.settings.sse_max_backlog // 2)
-        piece: list[bytes] = []
-        size = 0
-        for index, (event_id, frame) in enumerate(replay):
-            piece.append(frame)
-            size += len(frame)
-            last = index == len(replay) - 1
-            if not last and size + len(replay[index + 1][1]) <= budget:
-                continue
-            stream.send(b"".join(piece), "new_event", len(piece))
-            stream.last_event_id = event_id
-            piece, size = [], 0
-            if not last and not await stream.drained(REPLAY_DRAIN_TIMEOUT):
-                return
-
-
-def _forward(stream: LiveStream, message: HubMessage) -> None:
-    """Send a message that arrived during the replay, minus the events already replayed."""
-    if message.kind == "stats":
-        stream.send(message.frame, "stats")
-        return
-    data, count = frames_after(message, stream.last_event_id)
-    if count:
-        stream.send(data, "new_event", count)
-        stream.last_event_id = message.events[-1].id
-
-
-def _frame_id(frame: bytes) -> int:
-    """The id of a ``new_event`` frame (it starts with ``id: N``)."""
-    return int(frame[4:frame.index(b"\n")])
+            stream.closed.add_done_callback(lambda _: unsubscribe())

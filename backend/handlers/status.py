@@ -40,6 +40,8 @@ class MetricsHandler(BaseHandler):
         """Export the registry."""
         self.set_header("Content-Type", CONTENT_TYPE_LATEST)
         self.services.metrics.hub_listeners.set(self.services.hub.listener_count())
+        self.services.metrics.hub_refills.set(self.services.hub.refills)
+        self.services.metrics.hub_replay_bytes.set(self.services.hub.buffered_bytes)
         self.finish(generate_latest(self.services.metrics.registry))
 
 

@@ -1,37 +1,78 @@
-"""LiveStream: one SSE connection's outgoing queue; LiveChannel: the streams of one website;
-LiveStreams: all of them, with heartbeats and the flush tick.
+"""The SSE side of the live view: the frames' bytes, LiveStream (one connection's outgoing
+queue, a hub listener) and LiveStreams (all of them, with heartbeats and the flush tick).
 
 Fan-out is the hot path: with a thousand subscribers per website, the work per event and per
-subscriber must be tiny. So the hub calls one listener per website (its channel), not one per
-connection; the channel queues the already encoded frames and asks for a flush; the flush, at most
-once every ``flush_interval`` seconds, joins the queued frames once and hands the same bytes to
-every stream of the website. A stream that is not busy writes them straight to its socket (one
-``send`` per subscriber per flush); a busy one queues them, and a client whose queue passes the
-backlog bound is disconnected: the others never wait for it.
+subscriber must be tiny. A hub message is encoded once (the first stream that needs it keeps the
+bytes in ``HubMessage.frame``), each stream queues it and asks for a flush; the flush, at most
+once every ``flush_interval`` seconds, writes what a stream queued in one ``send``. A busy stream
+keeps queueing, and a client whose queue passes the backlog bound is disconnected: the others
+never wait for it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
-from typing import Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
+import orjson
 from tornado.iostream import IOStream
 
-from backend.live.hub import Hub, HubMessage, encode_event
+from backend.live.hub import HubMessage
 from backend.metrics import Metrics
+from models.records import EventRecord
 
 log = logging.getLogger("pulse.sse")
 
 HEARTBEAT = b": heartbeat\n\n"
+RETRY = b"retry: 3000\n\n"
 FLUSH_INTERVAL = 0.01
 CLOSE_GRACE = 5.0  # seconds a closing stream may take to send what it still holds
 REPLAY_DRAIN_TIMEOUT = 30.0  # seconds a replaying client may take nothing before it is dropped
 
 Write = Callable[[bytes], "asyncio.Future[None] | None"]
+
+
+def encode_frame(kind: str, data: dict[str, Any], event_id: int | None = None) -> bytes:
+    """One SSE frame: an optional ``id:`` line and a ``data:`` line holding ``{type, data}``."""
+    body = json.dumps({"type": kind, "data": data}, ensure_ascii=False, separators=(",", ":"))
+    head = f"id: {event_id}\n" if event_id is not None else ""
+    return f"{head}data: {body}\n\n".encode()
+
+
+_PLAIN = (str, int, bool, type(None))
+
+
+def encode_event(event: EventRecord) -> bytes:
+    """The ``new_event`` frame of a committed event.
+
+    orjson writes the same bytes as ``json.dumps(ensure_ascii=False)`` with compact separators
+    for strings, integers, booleans and null, more than ten times faster; floats (``1e-07``
+    against ``1e-7``) and anything nested go through ``encode_frame``, so the frame never
+    changes.
+    """
+    if all(type(value) in _PLAIN for value in event.props.values()):
+        try:
+            body = orjson.dumps({"type": "new_event", "data": event.to_json()})
+        except (orjson.JSONEncodeError, TypeError):  # e.g. an integer past 64 bits
+            pass
+        else:
+            return b"id: %d\ndata: %s\n\n" % (event.id, body)
+    return encode_frame("new_event", event.to_json(), event.id)
+
+
+def frame_of(message: HubMessage) -> bytes:
+    """The SSE bytes of a hub message, encoded once and kept on the message."""
+    if not message.frame:
+        if message.kind == "events":
+            message.frame = b"".join(encode_event(event) for event in message.events)
+        else:
+            message.frame = encode_frame(message.kind, message.stats)
+    return message.frame
 
 
 class _Flushable(Protocol):
@@ -70,6 +111,11 @@ class LiveStream:
         self._abort = abort
         self._pending: list[bytes] = []
         self._pending_bytes = 0
+        self._counters: dict[str, Any] = {}
+        # Frames counted per kind, added to the metrics by the flush tick (not per message).
+        self._tally: defaultdict[str, int] = scheduler.tally if scheduler is not None \
+            else defaultdict(int)
+        self._done = False
         self._writing = False
         self._started = False
         self.dirty = False
@@ -80,7 +126,8 @@ class LiveStream:
 
     @property
     def backlog(self) -> int:
-        """Bytes queued and not yet handed to the socket."""
+        """Bytes queued and not yet handed to the socket (a client is dropped when they pass
+        the bound while its previous write is still in flight)."""
         return self._pending_bytes
 
     def send(self, frame: bytes, kind: str = "new_event", count: int = 1) -> None:
@@ -88,7 +135,10 @@ class LiveStream:
         the next flush."""
         if self.closed.done():
             return
-        self._metrics.sse_frames.labels(kind).inc(count)
+        counter = self._counters.get(kind)
+        if counter is None:
+            counter = self._counters[kind] = self._metrics.sse_frames.labels(kind)
+        counter.inc(count)
         if self._queue(frame) and not self._writing and not self.dirty:
             if self._scheduler is not None and self._started:
                 self._scheduler.mark(self)
@@ -96,25 +146,42 @@ class LiveStream:
                 self.dirty = True
                 asyncio.get_running_loop().call_soon(self.flush)
 
-    def push(self, data: bytes) -> None:
-        """Write ``data`` now if nothing is queued or in flight, else queue it (the channel's
-        fast path: frames counted by the caller)."""
-        if self.closed.done():
+    def on_message(self, message: HubMessage) -> None:
+        """The hub's listener: queue the message's frames (encoded once for every stream).
+        This runs once per message and subscriber: it only queues and counts."""
+        if self._done:
             return
-        if self._writing or self._pending:
-            self._queue(data)
-            return
-        self._start_write(data)
+        frame = message.frame or frame_of(message)
+        tally = self._tally
+        if message.kind == "events":
+            tally["new_event"] += len(message.events)
+            self.last_event_id = message.events[-1].id
+        else:
+            tally[message.kind] += 1
+        self._pending.append(frame)
+        self._pending_bytes += len(frame)
+        if self._writing:  # the client has not taken the last write yet: it may fall behind
+            if self._pending_bytes > self._max_backlog:
+                self._overflow()
+        elif not self.dirty:
+            if self._scheduler is not None and self._started:
+                self._scheduler.mark(self)
+            else:
+                self.dirty = True
+                asyncio.get_running_loop().call_soon(self.flush)
 
     def _queue(self, data: bytes) -> bool:
         self._pending.append(data)
         self._pending_bytes += len(data)
-        if self._pending_bytes > self._max_backlog:
-            log.warning("dropping a live stream of %s: %d bytes behind", self.website_id,
-                        self._pending_bytes)
-            self.close("backlog")
+        if self._writing and self._pending_bytes > self._max_backlog:
+            self._overflow()
             return False
         return True
+
+    def _overflow(self) -> None:
+        log.warning("dropping a live stream of %s: %d bytes behind", self.website_id,
+                    self._pending_bytes)
+        self.close("backlog")
 
     def flush(self) -> None:
         """Write everything queued in one write, unless a write is still in flight."""
@@ -150,6 +217,7 @@ class LiveStream:
         is still there; safe to call more than once."""
         if self.closed.done():
             return
+        self._done = True
         self.closed.set_result(reason)
         self._pending.clear()
         self._pending_bytes = 0
@@ -185,87 +253,8 @@ class LiveStream:
         return not self.closed.done()
 
 
-def frames_after(message: HubMessage, last_event_id: int) -> tuple[bytes, int]:
-    """The part of an ``events`` message a stream that has seen ``last_event_id`` still needs,
-    and how many frames that is."""
-    events = message.events
-    if not events or events[-1].id <= last_event_id:
-        return b"", 0
-    if events[0].id > last_event_id:
-        return message.frame, len(events)
-    fresh = [e for e in events if e.id > last_event_id]
-    return b"".join(encode_event(e) for e in fresh), len(fresh)
-
-
-class LiveChannel:
-    """The SSE streams of one website, fed by a single hub listener."""
-
-    def __init__(self, website_id: str, streams: LiveStreams, metrics: Metrics) -> None:
-        self.website_id = website_id
-        self.members: dict[LiveStream, None] = {}
-        self.dirty = False
-        self._streams = streams
-        self._pending: list[HubMessage] = []
-        self._frames = metrics.sse_frames.labels("new_event")
-        self._stats_frames = metrics.sse_frames.labels("stats")
-        self.unsubscribe: Callable[[], None] = lambda: None
-
-    def on_message(self, message: HubMessage) -> None:
-        """Queue a hub message until the next flush."""
-        self._pending.append(message)
-        if not self.dirty:
-            self._streams.mark(self)
-
-    def pending_last_id(self) -> int:
-        """The id of the newest event queued for the next flush (0 for none)."""
-        for message in reversed(self._pending):
-            if message.kind == "events" and message.events:
-                return message.events[-1].id
-        return 0
-
-    def flush(self) -> None:
-        """Hand the queued frames, joined once, to every member."""
-        self.dirty = False
-        pending, self._pending = self._pending, []
-        if not pending or not self.members:
-            return
-        data = b"".join(m.frame for m in pending) if len(pending) > 1 else pending[0].frame
-        events = [m for m in pending if m.kind == "events"]
-        first_id = events[0].events[0].id if events else 0
-        last_id = events[-1].events[-1].id if events else 0
-        event_frames = sum(len(m.events) for m in events)
-        stats_frames = len(pending) - len(events)
-        for stream in list(self.members):
-            if stream.last_event_id >= first_id > 0:
-                # Joined after a replay that overlaps these events: send only what it lacks.
-                own = _catch_up(pending, stream.last_event_id)
-                if own:
-                    stream.push(own)
-            else:
-                stream.push(data)
-            if last_id > stream.last_event_id:
-                stream.last_event_id = last_id
-        members = len(self.members)
-        if event_frames:
-            self._frames.inc(event_frames * members)
-        if stats_frames:
-            self._stats_frames.inc(stats_frames * members)
-
-
-def _catch_up(pending: Sequence[HubMessage], last_event_id: int) -> bytes:
-    parts = []
-    for message in pending:
-        if message.kind == "events":
-            part, _ = frames_after(message, last_event_id)
-            if part:
-                parts.append(part)
-        else:
-            parts.append(message.frame)
-    return b"".join(parts)
-
-
 class LiveStreams:
-    """Every open stream: per-user counts, per-website channels, the flush tick, heartbeats,
+    """Every open stream: per-user counts, the flush tick, heartbeats,
     and closing them all at shutdown."""
 
     def __init__(self, metrics: Metrics, heartbeat: float,
@@ -275,8 +264,8 @@ class LiveStreams:
         self.flush_interval = flush_interval
         self._streams: set[LiveStream] = set()
         self._per_user: dict[int, int] = defaultdict(int)
-        self._channels: dict[str, LiveChannel] = {}
         self._dirty: list[_Flushable] = []
+        self.tally: defaultdict[str, int] = defaultdict(int)  # frames sent since the last tick
         self._flush_handle: asyncio.Handle | None = None
         self._last_flush = 0.0
 
@@ -294,26 +283,8 @@ class LiveStreams:
         self._metrics.live_connections.labels(stream.website_id).inc()
         stream.closed.add_done_callback(lambda _: self.remove(stream))
 
-    def join(self, stream: LiveStream, hub: Hub) -> None:
-        """From now on, ``stream`` gets its website's hub messages through the channel."""
-        channel = self._channels.get(stream.website_id)
-        if channel is None:
-            channel = self._channels[stream.website_id] = LiveChannel(
-                stream.website_id, self, self._metrics)
-            channel.unsubscribe = hub.subscribe(stream.website_id, channel.on_message)
-        channel.members[stream] = None
-        # What the channel still holds was published before the stream joined: the stream has it
-        # already (in its connected snapshot, its replay or the messages forwarded meanwhile).
-        stream.last_event_id = max(stream.last_event_id, channel.pending_last_id())
-
     def remove(self, stream: LiveStream) -> None:
         """Forget a closed stream."""
-        channel = self._channels.get(stream.website_id)
-        if channel is not None and stream in channel.members:
-            del channel.members[stream]
-            if not channel.members:
-                channel.unsubscribe()
-                del self._channels[stream.website_id]
         if stream not in self._streams:
             return
         self._streams.discard(stream)
@@ -344,6 +315,14 @@ class LiveStreams:
                 item.flush()
             except Exception:
                 log.exception("flushing live streams failed")
+        self.count_frames()
+
+    def count_frames(self) -> None:
+        """Add the frames tallied since the last call to the metrics."""
+        if self.tally:
+            for kind, count in self.tally.items():
+                self._metrics.sse_frames.labels(kind).inc(count)
+            self.tally.clear()
 
     def beat(self) -> None:
         """Send a heartbeat comment to every stream that has been quiet for a period."""
