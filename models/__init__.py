@@ -9,6 +9,7 @@ from models.entities import (
     Salt,
     Session,
     User,
+    Visit,
     Website,
     now_ms,
 )
@@ -23,5 +24,5 @@ def setup_database(url: str) -> None:
 
 __all__ = [
     "ApiToken", "BaseModel", "Event", "EventRecord", "Membership", "NewEvent", "Salt", "Session",
-    "User", "Website", "database", "migrate", "now_ms", "open_database", "setup_database",
+    "User", "Visit", "Website", "database", "migrate", "now_ms", "open_database", "setup_database",
 ]

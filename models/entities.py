@@ -204,6 +204,7 @@ class Event(BaseModel):
     os = peewee.CharField(max_length=64, default="")
     country = peewee.CharField(max_length=2, default="")
     props = peewee.TextField(default="{}")
+    visit_id = peewee.BigIntegerField(null=True)  # models.visits.Visit; null before migration 2
 
     class Meta:
         indexes = (
@@ -221,6 +222,43 @@ class Event(BaseModel):
         return json.loads(self.props or "{}")
 
 
+class Visit(BaseModel):
+    """One visit: a visitor's events at most 30 minutes apart, kept up to date by the writer
+    (models.visits.update_visits) in the transaction that stores the events."""
+
+    id = peewee.BigAutoField()
+    website = peewee.ForeignKeyField(Website, backref="visits", on_delete="CASCADE",
+                                     index=False)
+    visitor_id = peewee.CharField(max_length=64)
+    start_ts = peewee.BigIntegerField()  # UTC ms of the first event
+    end_ts = peewee.BigIntegerField()  # UTC ms of the last event (engagement included)
+    entry_page = peewee.CharField(max_length=2048)
+    exit_page = peewee.CharField(max_length=2048)
+    pageviews = peewee.IntegerField(default=0)
+    events = peewee.IntegerField(default=0)  # pageviews and custom events, not engagement
+    interactions = peewee.IntegerField(default=0)  # interactive custom events
+    bounce = peewee.IntegerField(default=1)  # 1: at most one pageview, no interactive event
+    duration = peewee.BigIntegerField(default=0)  # ms, end − start; 0 for a bounce
+    source = peewee.CharField(max_length=100, default="direct")
+    referrer = peewee.CharField(max_length=2048, default="")
+    channel = peewee.CharField(max_length=32, default="Direct")
+    utm_source = peewee.CharField(max_length=100, default="")
+    utm_medium = peewee.CharField(max_length=100, default="")
+    utm_campaign = peewee.CharField(max_length=100, default="")
+    utm_term = peewee.CharField(max_length=100, default="")
+    utm_content = peewee.CharField(max_length=100, default="")
+    country = peewee.CharField(max_length=2, default="")
+    device = peewee.CharField(max_length=16, default="")
+    browser = peewee.CharField(max_length=64, default="")
+    os = peewee.CharField(max_length=64, default="")
+
+    class Meta:
+        indexes = (
+            (("website", "start_ts"), False),
+            (("website", "visitor_id", "end_ts"), False),
+        )
+
+
 MODELS: list[type[BaseModel]] = [User, Website, Membership, ApiToken, Session, Salt, Event]
 
 
@@ -229,4 +267,19 @@ def create_schema(db: peewee.Database) -> None:
     db.create_tables(MODELS, safe=True)
 
 
-MIGRATIONS = [create_schema]
+def add_visits(db: peewee.Database) -> None:
+    """Migration 2: visits (with UTM and channel) and each event's visit, rebuilt from the
+    events already stored."""
+    from playhouse.migrate import SchemaMigrator
+    from playhouse.migrate import migrate as run_migration
+
+    from models.visits import rebuild_visits
+
+    if "visit_id" not in {c.name for c in db.get_columns(Event._meta.table_name)}:
+        run_migration(SchemaMigrator.from_database(db).add_column(
+            Event._meta.table_name, "visit_id", Event.visit_id))
+    db.create_tables([Visit], safe=True)
+    rebuild_visits()
+
+
+MIGRATIONS = [create_schema, add_visits]

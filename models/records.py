@@ -9,9 +9,12 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
+from models.channels import NO_CAMPAIGN, Campaign
+
 EVENT_COLUMNS = (
     "website_id", "ts", "event_type", "pathname", "visitor_id", "session_id", "referrer",
     "source", "hostname", "title", "screen_width", "device", "browser", "os", "country", "props",
+    "visit_id",
 )
 
 
@@ -35,6 +38,11 @@ class NewEvent:
     os: str = ""
     country: str = ""
     props: dict[str, Any] = field(default_factory=dict)
+    # What reports need: the visit this event belongs to (set by models.visits.update_visits in
+    # the writer's transaction), and the landing page's campaign and channel (kept on the visit).
+    visit_id: int | None = None
+    campaign: Campaign = NO_CAMPAIGN
+    channel: str = "Direct"
 
     def row(self) -> dict[str, Any]:
         """The database row for this event."""
@@ -46,6 +54,7 @@ class NewEvent:
             "device": self.device, "browser": self.browser, "os": self.os,
             "country": self.country,
             "props": json.dumps(self.props, ensure_ascii=False, separators=(",", ":")),
+            "visit_id": self.visit_id,
         }
 
     def stored(self, event_id: int) -> EventRecord:

@@ -18,6 +18,7 @@ from backend.metrics import Metrics
 from models.db import database
 from models.entities import Event
 from models.records import EVENT_COLUMNS, EventRecord, NewEvent
+from models.visits import update_visits
 
 log = logging.getLogger("pulse.writer")
 
@@ -43,7 +44,7 @@ def _values(e: NewEvent) -> tuple[Any, ...]:
     return (
         e.website_id, e.ts, e.event_type, e.pathname, e.visitor_id, e.session_id, e.referrer,
         e.source, e.hostname, e.title, e.screen_width, e.device, e.browser, e.os, e.country,
-        json.dumps(e.props, ensure_ascii=False, separators=(",", ":")),
+        json.dumps(e.props, ensure_ascii=False, separators=(",", ":")), e.visit_id,
     )
 
 
@@ -71,8 +72,9 @@ def _insert_sqlite(db: peewee.SqliteDatabase, events: Sequence[NewEvent]) -> lis
     instead of one per row. Each step lets go of the GIL, and getting it back from a busy event
     loop (the writer thread competes with it for the GIL and the core) can take a switch
     interval; peewee's query builder would cost more GIL time still."""
-    values = [_values(e) for e in events]
     with db.atomic():
+        update_visits(events)
+        values = [_values(e) for e in events]
         connection = db.connection()
         limit = min(MAX_ROWS_PER_STATEMENT,
                     connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // len(_FIELDS))
@@ -93,6 +95,7 @@ def store_batch(events: Sequence[NewEvent]) -> list[int | None]:
         if isinstance(db, peewee.SqliteDatabase):
             return _insert_sqlite(db, events)
         with db.atomic():
+            update_visits(events)
             cursor = Event.insert_many([e.row() for e in events]).returning(Event.id).tuples()
             return [row[0] for row in cursor.execute()]
     except (peewee.IntegrityError, sqlite3.IntegrityError):
@@ -104,8 +107,10 @@ def store_batch(events: Sequence[NewEvent]) -> list[int | None]:
         for event in events:
             try:
                 with db.atomic():
+                    update_visits([event])
                     ids.append(Event.insert(event.row()).execute())
             except peewee.IntegrityError:
+                event.visit_id = None
                 ids.append(None)
     return ids
 
