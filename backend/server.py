@@ -16,6 +16,7 @@ import tornado.web
 from backend.auth import LoginThrottle
 from backend.handlers.base import JSONErrorHandler, hide_client_addresses
 from backend.handlers.live import LiveStreamHandler
+from backend.handlers.stats_api import StatsQueryHandler
 from backend.handlers.status import STATIC_DIR, HealthHandler, MetricsHandler, TrackerScriptHandler
 from backend.handlers.track import TrackHandler
 from backend.ingest.enrichment import Enricher, VisitorHasher
@@ -75,6 +76,7 @@ def make_app(services: Services, fallback: list[Any] | None = None) -> tornado.w
     deps = {"services": services}
     routes: list[Any] = [
         (r"/web/analytics/track", TrackHandler, deps),
+        (r"/api/v2/query", StatsQueryHandler, deps),
         (r"/admin/analytics/live", LiveStreamHandler, deps),
         (r"/js/(pulse\.js)", TrackerScriptHandler, {"path": str(STATIC_DIR)}),
         (r"/healthz", HealthHandler, deps),

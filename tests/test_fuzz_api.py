@@ -586,5 +586,6 @@ def test_the_spec_is_valid_openapi_and_names_every_public_route() -> None:
     from tests.openapi_check import SPEC
 
     validate(SPEC)
-    assert set(SPEC["paths"]) == {TRACK, LIVE, "/js/pulse.js", "/healthz", "/metrics"}
+    assert set(SPEC["paths"]) == {TRACK, LIVE, "/js/pulse.js", "/healthz", "/metrics",
+                                  "/api/v2/query"}
     assert set(SPEC["paths"][TRACK]) == {"post", "options"}

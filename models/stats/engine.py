@@ -1,0 +1,345 @@
+"""The SQL builder and runner of ``Query``: aggregates in SQL (never raw rows in Python), the
+same statements on SQLite and PostgreSQL. Synchronous: callers run it off the event loop.
+
+Three shapes, chosen from what the query is about:
+- visit dimensions and filters only: ``visit`` rows started in the range;
+- plus event filters (event:page …): visits with a matching event in the range, joined to the
+  per-visit count of the matching events (pageviews and events count those events only);
+- event dimensions (event:page, event:goal, event:props:…): matching ``event`` rows joined to
+  their visit; session metrics (bounce rate, duration, views per visit) are refused then.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import peewee
+
+from models.db import database
+from models.stats.periods import bucket_label, bucket_sql, local_ms_sql, time_labels
+from models.stats.query import (
+    EVENT_DIMENSIONS,
+    MAX_LIMIT,
+    PROPS_PREFIX,
+    TIME_DIMENSIONS,
+    VISIT_DIMENSIONS,
+    Filter,
+    FilterTree,
+    Logical,
+    Query,
+    parse_query,
+)
+
+_NEEDS = {
+    "visitors": ("visitors",), "visits": ("visits",), "pageviews": ("pageviews",),
+    "events": ("events",), "views_per_visit": ("visit_pageviews", "visits"),
+    "bounce_rate": ("bounces", "visits"), "visit_duration": ("duration", "visits"),
+    "percentage": ("visitors",), "conversion_rate": ("visitors",),
+}
+_POINT_METRICS = frozenset({"bounce_rate", "conversion_rate", "percentage"})
+NONE = "(none)"
+
+
+def _dialect() -> str:
+    return "sqlite" if isinstance(database.obj, peewee.SqliteDatabase) else "postgres"
+
+
+def _grain(query: Query, dimension: str) -> str:
+    return dimension.split(":", 1)[1] if ":" in dimension else query.period.default_grain()
+
+
+class _Statement:
+    """One SELECT being built: its SQL pieces and its parameters, in order."""
+
+    def __init__(self, query: Query, dialect: str) -> None:
+        self.query = query
+        self.dialect = dialect
+        self.params: list[Any] = []
+        self.marker = database.obj.param
+
+    def param(self, value: Any) -> str:
+        """A placeholder for ``value``."""
+        self.params.append(value)
+        return self.marker
+
+    def props(self, alias: str, name: str) -> str:
+        """A custom property of an event as text, '(none)' when absent."""
+        if self.dialect == "postgres":
+            return f"COALESCE(({alias}.props::jsonb ->> {self.param(name)}), '{NONE}')"
+        path = self.param(f'$."{name}"')
+        return f"COALESCE(CAST(json_extract({alias}.props, {path}) AS TEXT), '{NONE}')"
+
+    def column(self, dimension: str, visit: str, event: str) -> str:
+        """The SQL expression of a (non-time) dimension."""
+        if dimension in VISIT_DIMENSIONS:
+            return f"{visit}.{VISIT_DIMENSIONS[dimension]}"
+        if dimension in EVENT_DIMENSIONS:
+            return f"{event}.{EVENT_DIMENSIONS[dimension]}"
+        return self.props(event, dimension[len(PROPS_PREFIX):])
+
+    def condition(self, tree: FilterTree, visit: str, event: str) -> str:
+        """SQL for a filter tree."""
+        if isinstance(tree, Logical):
+            parts = [self.condition(child, visit, event) for child in tree.children]
+            if tree.operator == "not":
+                return f"NOT ({parts[0]})"
+            return "(" + f" {tree.operator.upper()} ".join(parts) + ")"
+        column = self.column(tree.dimension, visit, event)
+        if tree.operator in ("is", "is_not"):
+            marks = ", ".join(self.param(v) for v in tree.values)
+            return f"({column} {'NOT ' if tree.operator == 'is_not' else ''}IN ({marks}))"
+        likes = " OR ".join(
+            f"LOWER({column}) LIKE {self.param('%' + _escape_like(v.lower()) + '%')} "
+            "ESCAPE '\\'" for v in tree.values)
+        return f"NOT ({likes})" if tree.operator == "contains_not" else f"({likes})"
+
+    def time(self, dimension: str, column: str) -> str:
+        """SQL for a time bucket of ``column`` (UTC ms) in the website's zone."""
+        period = self.query.period
+        local = local_ms_sql(column, self.query.zone, period.start_ms, period.end_ms)
+        return bucket_sql(_grain(self.query, dimension), local, self.dialect)
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _shape(query: Query) -> str:
+    if "event" in query.dimension_kinds():
+        return "events"
+    if "event" in query.filter_kinds():
+        return "visits_by_events"
+    return "visits"
+
+
+def _aggregates(shape: str) -> dict[str, str]:
+    if shape == "events":
+        return {
+            "visitors": "COUNT(DISTINCT e.visitor_id)", "visits": "COUNT(DISTINCT e.visit_id)",
+            "pageviews": "SUM(CASE WHEN e.event_type = 'pageview' THEN 1 ELSE 0 END)",
+            "events": "COUNT(*)",
+        }
+    counted = "m" if shape == "visits_by_events" else "v"
+    return {
+        "visitors": "COUNT(DISTINCT v.visitor_id)", "visits": "COUNT(*)",
+        "pageviews": f"SUM({counted}.pageviews)", "events": f"SUM({counted}.events)",
+        "bounces": "SUM(v.bounce)", "duration": "SUM(v.duration)",
+        "visit_pageviews": "SUM(v.pageviews)",
+    }
+
+
+def _order_sql(metric: str, aggregates: dict[str, str]) -> str:
+    if metric == "bounce_rate":
+        return f"(1.0 * {aggregates['bounces']} / {aggregates['visits']})"
+    if metric == "visit_duration":
+        return f"(1.0 * {aggregates['duration']} / {aggregates['visits']})"
+    if metric == "views_per_visit":
+        return f"(1.0 * {aggregates['visit_pageviews']} / {aggregates['visits']})"
+    return aggregates[_NEEDS[metric][0]]
+
+
+def _select(query: Query, *, count_rows: bool = False) -> tuple[str, list[Any], list[str]]:
+    """The grouped SELECT of ``query``: (sql, params, aggregate names in column order)."""
+    shape = _shape(query)
+    st = _Statement(query, _dialect())
+    aggregates = _aggregates(shape)
+    wanted = list(dict.fromkeys(a for m in query.metrics for a in _NEEDS[m]))
+    period = query.period
+    visit_alias, ts_column = ("v", "e.ts") if shape == "events" else ("v", "v.start_ts")
+    dimension_sql = [st.time(d, ts_column) if d in TIME_DIMENSIONS
+                     else st.column(d, visit_alias, "e") for d in query.dimensions]
+    columns = [f"{sql} AS d{i}" for i, sql in enumerate(dimension_sql)]
+    columns += [f"{aggregates[name]} AS a_{name}" for name in wanted]
+    where: list[str] = []
+    if shape == "events":
+        source = 'FROM "event" e LEFT JOIN "visit" v ON v.id = e.visit_id'
+        where += [f"e.website_id = {st.param(query.website_id)}",
+                  f"e.ts >= {st.param(period.start_ms)}", f"e.ts < {st.param(period.end_ms)}",
+                  "e.event_type <> 'engagement'"]
+        if "event:goal" in query.dimensions:
+            where.append("e.event_type <> 'pageview'")
+        where += [st.condition(tree, "v", "e") for tree in query.filters]
+    elif shape == "visits_by_events":
+        matching = [f"e.website_id = {st.param(query.website_id)}",
+                    f"e.ts >= {st.param(period.start_ms)}", f"e.ts < {st.param(period.end_ms)}",
+                    "e.event_type <> 'engagement'"]
+        matching += [st.condition(tree, "ev", "e") for tree in query.filters]
+        source = (
+            'FROM "visit" v JOIN (SELECT e.visit_id AS visit_id, COUNT(*) AS events, '
+            "SUM(CASE WHEN e.event_type = 'pageview' THEN 1 ELSE 0 END) AS pageviews "
+            'FROM "event" e JOIN "visit" ev ON ev.id = e.visit_id WHERE '
+            + " AND ".join(matching) + " GROUP BY e.visit_id) m ON m.visit_id = v.id")
+    else:
+        source = 'FROM "visit" v'
+        where += [f"v.website_id = {st.param(query.website_id)}",
+                  f"v.start_ts >= {st.param(period.start_ms)}",
+                  f"v.start_ts < {st.param(period.end_ms)}"]
+        where += [st.condition(tree, "v", "e") for tree in query.filters]
+    sql = f"SELECT {', '.join(columns)} {source}"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    if query.dimensions:
+        sql += " GROUP BY " + ", ".join(str(i + 1) for i in range(len(query.dimensions)))
+    if count_rows:
+        return f"SELECT COUNT(*) FROM ({sql}) t", st.params, wanted
+    order: list[str] = []
+    for name, direction in query.order_by:
+        if name in query.dimensions:
+            order.append(f"{query.dimensions.index(name) + 1} {direction.upper()}")
+        else:
+            order.append(f"{_order_sql(name, aggregates)} {direction.upper()}")
+    if not query.order_by:
+        time_positions = [i for i, d in enumerate(query.dimensions) if d in TIME_DIMENSIONS]
+        order += [f"{i + 1} ASC" for i in time_positions]
+        order.append(f"{_order_sql(query.metrics[0], aggregates)} DESC")
+    order += [f"{i + 1} ASC" for i in range(len(query.dimensions))]
+    sql += " ORDER BY " + ", ".join(order)
+    sql += f" LIMIT {st.param(query.limit)} OFFSET {st.param(query.offset)}"
+    return sql, st.params, wanted
+
+
+def _metric(name: str, agg: dict[str, Any], total: int | None, base: int | None) -> Any:
+    visits = agg.get("visits") or 0
+    if name == "views_per_visit":
+        return round(agg["visit_pageviews"] / visits, 2) if visits else 0.0
+    if name == "bounce_rate":
+        return round(100 * agg["bounces"] / visits) if visits else 0
+    if name == "visit_duration":
+        return round(agg["duration"] / visits / 1000) if visits else 0
+    if name == "percentage":
+        return round(100 * agg["visitors"] / total, 1) if total else 0.0
+    if name == "conversion_rate":
+        return round(100 * agg["visitors"] / base, 2) if base else 0.0
+    return agg[name]
+
+
+def _visitors_total(query: Query) -> int:
+    total = dataclasses.replace(query, metrics=("visitors",), dimensions=(), order_by=(),
+                                limit=1, offset=0)
+    sql, params, _ = _select(total)
+    row = database.obj.execute_sql(sql, params).fetchone()
+    return int(row[0] or 0)
+
+
+def _without_goals(query: Query) -> Query:
+    filters = tuple(tree for tree in query.filters
+                    if not (isinstance(tree, Filter) and tree.dimension == "event:goal"))
+    dimensions = tuple(d for d in query.dimensions if d != "event:goal")
+    return dataclasses.replace(query, filters=filters, dimensions=dimensions)
+
+
+def _fetch(query: Query) -> list[tuple[list[Any], dict[str, Any]]]:
+    """(dimension values, aggregates) per result row."""
+    sql, params, wanted = _select(query)
+    count = len(query.dimensions)
+    rows: list[tuple[list[Any], dict[str, Any]]] = []
+    for raw in database.obj.execute_sql(sql, params).fetchall():
+        dims = []
+        for dimension, value in zip(query.dimensions, raw[:count], strict=True):
+            if dimension in TIME_DIMENSIONS:
+                dims.append(bucket_label(_grain(query, dimension), value))
+            else:
+                dims.append(NONE if value is None else value)
+        aggregates = {name: int(value or 0) for name, value in zip(wanted, raw[count:],
+                                                                   strict=True)}
+        rows.append((dims, aggregates))
+    return rows
+
+
+def _results(query: Query) -> list[dict[str, Any]]:
+    rows = _fetch(query)
+    total = _visitors_total(query) if "percentage" in query.metrics else None
+    base = (_visitors_total(_without_goals(query)) if "conversion_rate" in query.metrics
+            else None)
+    return [{"metrics": [_metric(m, agg, total, base) for m in query.metrics],
+             "dimensions": dims} for dims, agg in rows]
+
+
+def _change(metric: str, now: Any, before: Any) -> Any:
+    if metric in _POINT_METRICS:
+        return round(now - before, 2)
+    if not before:
+        return 0 if not now else None
+    return round(100 * (now - before) / before)
+
+
+def _comparison_query(query: Query) -> Query:
+    period = (query.period.previous_period() if query.comparison == "previous_period"
+              else query.period.year_before())
+    return dataclasses.replace(query, period=period, limit=MAX_LIMIT, offset=0, order_by=(),
+                               comparison="", time_labels=False, total_rows=False)
+
+
+def _add_comparison(query: Query, results: list[dict[str, Any]]) -> dict[str, Any]:
+    other = _comparison_query(query)
+    filters = list(other.filters)
+    for i, dimension in enumerate(query.dimensions):
+        if dimension not in TIME_DIMENSIONS and results:
+            values = sorted({str(r["dimensions"][i]) for r in results})[:100]
+            filters.append(Filter("is", dimension, tuple(values)))
+    other = dataclasses.replace(other, filters=tuple(filters))
+    compared = _results(other)
+    time_index = [i for i, d in enumerate(query.dimensions) if d in TIME_DIMENSIONS]
+
+    def key(row: dict[str, Any], labels: list[str]) -> tuple[Any, ...]:
+        dims = list(row["dimensions"])
+        for i in time_index:
+            dims[i] = labels.index(dims[i]) if dims[i] in labels else dims[i]
+        return tuple(dims)
+
+    labels_now = labels_before = []
+    if time_index:
+        grain = _grain(query, query.dimensions[time_index[0]])
+        labels_now = time_labels(grain, query.period)
+        labels_before = time_labels(grain, other.period)
+    by_key = {key(row, labels_before): row for row in compared}
+    zero = [0] * len(query.metrics)
+    for row in results:
+        match = by_key.get(key(row, labels_now))
+        before = match["metrics"] if match else zero
+        row["comparison"] = {
+            "dimensions": match["dimensions"] if match else row["dimensions"],
+            "metrics": before,
+            "change": [_change(m, now, then) for m, now, then
+                       in zip(query.metrics, row["metrics"], before, strict=True)],
+        }
+    return {"comparison_date_range": other.period.iso()}
+
+
+def run_query(query: Query) -> dict[str, Any]:
+    """Answer ``query``: ``{"results": [...], "meta": {...}, "query": {...}}``."""
+    results = _results(query)
+    meta: dict[str, Any] = {}
+    if query.comparison:
+        meta.update(_add_comparison(query, results))
+    if query.time_labels:
+        time_dims = [d for d in query.dimensions if d in TIME_DIMENSIONS]
+        grain = _grain(query, time_dims[0]) if time_dims else query.period.default_grain()
+        meta["time_labels"] = time_labels(grain, query.period)
+    if query.total_rows:
+        sql, params, _ = _select(query, count_rows=True)
+        meta["total_rows"] = int(database.obj.execute_sql(sql, params).fetchone()[0])
+    echo = dict(query.echo) or {"metrics": list(query.metrics),
+                                "date_range": query.period.iso(),
+                                "dimensions": list(query.dimensions)}
+    return {"results": results, "meta": meta, "query": echo}
+
+
+def first_visit_day(website_id: str, zone: ZoneInfo) -> date | None:
+    """The day (in ``zone``) of the website's first visit, or None (for the ``all`` range)."""
+    sql = f'SELECT MIN(start_ts) FROM "visit" WHERE website_id = {database.obj.param}'
+    row = database.obj.execute_sql(sql, [website_id]).fetchone()
+    if not row or row[0] is None:
+        return None
+    return datetime.fromtimestamp(int(row[0]) / 1000, zone).date()
+
+
+def answer(body: Any, website_id: str, timezone: str) -> dict[str, Any]:
+    """Parse a Stats API body for a resolved website and run it (blocking: off the loop)."""
+    zone = ZoneInfo(timezone)
+    query = parse_query(body, website_id, timezone, now=datetime.now(zone),
+                        first_visit=first_visit_day(website_id, zone))
+    return run_query(query)
