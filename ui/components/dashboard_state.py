@@ -1,0 +1,155 @@
+"""The dashboard's state as it lives in the URL (period, comparison, chart metric, filters),
+and the Stats API bodies it asks the query engine — the dashboard writes no SQL."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
+
+from models.stats.query import EVENT_DIMENSIONS, VISIT_DIMENSIONS
+
+PERIODS = {
+    "day": "Today", "yesterday": "Yesterday", "24h": "Last 24 hours", "7d": "Last 7 days",
+    "28d": "Last 28 days", "30d": "Last 30 days", "91d": "Last 91 days",
+    "month": "Month to date", "last_month": "Last month", "year": "Year to date",
+    "12mo": "Last 12 months", "all": "All time", "custom": "Custom range",
+}
+DEFAULT_PERIOD = "30d"
+COMPARISONS = {"previous_period": "Previous period", "year_over_year": "Year over year",
+               "off": "No comparison"}
+CHART_METRICS = {"visitors": "Unique visitors", "visits": "Visits", "pageviews": "Pageviews",
+                 "views_per_visit": "Views per visit", "bounce_rate": "Bounce rate",
+                 "visit_duration": "Visit duration"}
+OPERATORS = {"is": "is", "is_not": "is not", "contains": "contains"}
+FILTER_LABELS = {
+    "visit:channel": "Channel", "visit:source": "Source", "visit:utm_medium": "UTM medium",
+    "visit:utm_source": "UTM source", "visit:utm_campaign": "UTM campaign",
+    "visit:utm_term": "UTM term", "visit:utm_content": "UTM content",
+    "event:page": "Page", "visit:entry_page": "Entry page", "visit:exit_page": "Exit page",
+    "visit:country": "Country", "visit:device": "Device", "visit:browser": "Browser",
+    "visit:os": "Operating system", "event:goal": "Goal", "visit:referrer": "Referrer",
+    "event:hostname": "Host name",
+}
+MAX_FILTERS = 10
+
+
+@dataclass(frozen=True)
+class DashboardState:
+    """What a dashboard URL asks for."""
+
+    period: str = DEFAULT_PERIOD
+    first: date | None = None  # custom range
+    last: date | None = None
+    compare: str = "previous_period"
+    metric: str = "visitors"
+    filters: tuple[tuple[str, str, str], ...] = ()  # (operator, dimension, value)
+
+    @classmethod
+    def from_params(cls, params: dict[str, list[str]]) -> DashboardState:
+        """Read the URL's query parameters; anything unusable falls back to the default."""
+        def one(name: str, default: str) -> str:
+            values = params.get(name) or [default]
+            return values[0]
+
+        period = one("period", DEFAULT_PERIOD)
+        first = _day(one("from", "")) if period == "custom" else None
+        last = _day(one("to", "")) if period == "custom" else None
+        if period not in PERIODS or (period == "custom" and (not first or not last
+                                                             or last < first)):
+            period, first, last = DEFAULT_PERIOD, None, None
+        compare = one("compare", "previous_period")
+        metric = one("metric", "visitors")
+        filters = []
+        for raw in (params.get("f") or [])[:MAX_FILTERS]:
+            operator, _, rest = raw.partition("|")
+            dimension, _, value = rest.partition("|")
+            if operator in OPERATORS and dimension in FILTER_LABELS and value:
+                filters.append((operator, dimension, value[:500]))
+        return cls(period=period, first=first, last=last,
+                   compare=compare if compare in COMPARISONS else "previous_period",
+                   metric=metric if metric in CHART_METRICS else "visitors",
+                   filters=tuple(filters))
+
+    def url(self, website_id: str, **changes: Any) -> str:
+        """The dashboard URL of this state with ``changes`` applied."""
+        state = dataclasses.replace(self, **changes)
+        params: list[tuple[str, str]] = [("period", state.period)]
+        if state.period == "custom" and state.first and state.last:
+            params += [("from", state.first.isoformat()), ("to", state.last.isoformat())]
+        if state.compare != "previous_period":
+            params.append(("compare", state.compare))
+        if state.metric != "visitors":
+            params.append(("metric", state.metric))
+        params += [("f", f"{op}|{dim}|{value}") for op, dim, value in state.filters]
+        return f"/websites/{website_id}/dashboard?{urlencode(params)}"
+
+    def with_filter(self, operator: str, dimension: str, value: str) -> DashboardState:
+        """This state with one more filter (replacing an equal one)."""
+        kept = tuple(f for f in self.filters if f[:2] != (operator, dimension))
+        return dataclasses.replace(self, filters=(*kept, (operator, dimension, value)))
+
+    def without_filter(self, index: int) -> DashboardState:
+        """This state without its ``index``-th filter."""
+        return dataclasses.replace(
+            self, filters=tuple(f for i, f in enumerate(self.filters) if i != index))
+
+    def date_range(self, zone: ZoneInfo, now: datetime) -> Any:
+        """The Stats API ``date_range`` of the period."""
+        today = now.astimezone(zone).date()
+        if self.period == "yesterday":
+            day = (today - timedelta(days=1)).isoformat()
+            return [day, day]
+        if self.period == "24h":
+            moment = now.astimezone(zone).replace(microsecond=0)
+            return [(moment - timedelta(hours=24)).isoformat(), moment.isoformat()]
+        if self.period == "last_month":
+            last = today.replace(day=1) - timedelta(days=1)
+            return [last.replace(day=1).isoformat(), last.isoformat()]
+        if self.period == "custom" and self.first and self.last:
+            return [self.first.isoformat(), self.last.isoformat()]
+        return self.period
+
+    def body(self, zone: ZoneInfo, now: datetime, **fields: Any) -> dict[str, Any]:
+        """A Stats API body for this state's period and filters, plus ``fields``."""
+        body: dict[str, Any] = {"date_range": self.date_range(zone, now)}
+        if self.filters:
+            body["filters"] = [[op, dim, [value]] for op, dim, value in self.filters]
+        body.update(fields)
+        return body
+
+
+def _day(text: str) -> date | None:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def shifted(state: DashboardState, first: date, last: date, direction: int) -> DashboardState:
+    """The state showing the period of the same length before (-1) or after (+1)."""
+    days = (last - first).days + 1
+    if state.period in ("month", "last_month") or (
+            first.day == 1 and (last + timedelta(days=1)).day == 1):
+        start = _add_months(first, direction)
+        end = _add_months(start, 1) - timedelta(days=1)
+    else:
+        start = first + timedelta(days=days * direction)
+        end = last + timedelta(days=days * direction)
+    return dataclasses.replace(state, period="custom", first=start, last=end)
+
+
+def _add_months(day: date, months: int) -> date:
+    index = day.year * 12 + day.month - 1 + months
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def filter_label(operator: str, dimension: str, value: str) -> str:
+    """``Source is google``."""
+    return f"{FILTER_LABELS.get(dimension, dimension)} {OPERATORS[operator]} {value}"
+
+
+KNOWN = set(VISIT_DIMENSIONS) | set(EVENT_DIMENSIONS)
