@@ -258,9 +258,10 @@ def _results(query: Query) -> list[dict[str, Any]]:
              "dimensions": dims} for dims, agg in rows]
 
 
-def _change(metric: str, now: Any, before: Any) -> Any:
+def _change(metric: str, now: Any, before: Any, *, has_visits: bool) -> Any:
+    """Percent change, or points for rates; None where the comparison period had nothing."""
     if metric in _POINT_METRICS:
-        return round(now - before, 2)
+        return round(now - before, 2) if has_visits else None
     if not before:
         return 0 if not now else None
     return round(100 * (now - before) / before)
@@ -303,8 +304,9 @@ def _add_comparison(query: Query, results: list[dict[str, Any]]) -> dict[str, An
         row["comparison"] = {
             "dimensions": match["dimensions"] if match else row["dimensions"],
             "metrics": before,
-            "change": [_change(m, now, then) for m, now, then
-                       in zip(query.metrics, row["metrics"], before, strict=True)],
+            "change": [_change(m, now, then, has_visits=match is not None and any(before))
+                       for m, now, then in zip(query.metrics, row["metrics"], before,
+                                               strict=True)],
         }
     return {"comparison_date_range": other.period.iso()}
 

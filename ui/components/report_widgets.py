@@ -16,7 +16,7 @@ REPORT_CSS = """
 .pulse-row { position: relative; display: flex; align-items: center; gap: 8px;
   min-height: 30px; padding: 0 8px; border-radius: 6px; overflow: hidden; }
 .pulse-row-bar { position: absolute; top: 0; bottom: 0; left: 0; background: #eef2ff; }
-.pulse-row > * { position: relative; }
+.pulse-row > :not(.pulse-row-bar) { position: relative; }
 .pulse-row-name { flex: 1 1 auto; min-width: 0; overflow: hidden; text-overflow: ellipsis;
   white-space: nowrap; color: #1e293b; text-decoration: none; }
 .pulse-row-name:hover, .pulse-row-name:focus { text-decoration: underline; }
@@ -77,7 +77,8 @@ class TopStats:
                 with ui.link(target=state.url(website_id, metric=metric)).classes(
                         "pulse-stat").props(f'aria-current="{current}"').mark(f"stat-{metric}"):
                     ui.label(title).classes("text-xs uppercase tracking-wide text-slate-600")
-                    self.values[metric] = ui.label("…").classes("text-xl font-semibold")
+                    self.values[metric] = ui.label("…").classes(
+                        f"text-xl font-semibold stat-{metric}-figure")
                     self.changes[metric] = ui.label("").classes("text-xs")
 
     def show(self, result: dict[str, Any], metrics: list[str]) -> None:
@@ -135,7 +136,8 @@ class BreakdownCard:
         self.metrics = metrics
         self.tabs = dict((label, dimension) for label, dimension in tabs)
         self.dimension = tabs[0][1]
-        with ui.card().classes("w-full gap-1 min-w-0").props("flat bordered").mark(marker):
+        with ui.card().classes(f"w-full gap-1 min-w-0 {marker}-card").props(
+                "flat bordered").mark(marker):
             with ui.row().classes("w-full items-center justify-between gap-2"):
                 ui.label(title).classes("text-base font-semibold text-slate-800").props(
                     'role="heading" aria-level="2"')
