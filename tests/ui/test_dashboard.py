@@ -116,3 +116,36 @@ async def test_a_stranger_sees_nothing(user: Any, website: Any, sign_in_as: Any)
     await user.open(dashboard_url(website))
     await user.should_see("Website not found")
     await user.should_not_see("Organic Search")
+
+
+@pytest.mark.asyncio
+async def test_export_is_a_zip_of_csv_files_of_the_current_view(signed_in: Any,
+                                                                 website: Any) -> None:
+    import io
+    import zipfile
+
+    user = signed_in
+    history(website.id)
+    await user.open(dashboard_url(website, "f=" + quote("is|visit:source|google")))
+    await figure(user, "stat-visitors", "1")
+    user.find(marker="export").click()
+    response = await user.download.next(timeout=30)
+    archive = zipfile.ZipFile(io.BytesIO(response.content))
+    assert {"totals.csv", "time_series.csv", "channels.csv", "top_pages.csv", "goals.csv",
+            "countries.csv", "utm_campaign.csv"} <= set(archive.namelist())
+    assert archive.read("totals.csv").decode() == (
+        "visitors,visits,pageviews,views_per_visit,bounce_rate,visit_duration\n"
+        "1,1,2,2.0,0,360\n")
+    assert archive.read("top_pages.csv").decode() == (
+        "top pages,visitors,pageviews,percentage\n/,1,1,100.0\n/pricing,1,1,100.0\n")
+    assert archive.read("goals.csv").decode() == (
+        "goals,visitors,conversion_rate,events\nsignup,1,100.0,1\n")
+
+
+def test_csv_cells_never_become_formulas() -> None:
+    from models.stats.export import report_csv
+
+    result = {"results": [{"dimensions": ["=HYPERLINK(\"x\")"], "metrics": [1]},
+                          {"dimensions": ["/a,b"], "metrics": [2]}]}
+    assert report_csv(["page", "visitors"], result) == (
+        'page,visitors\n"\'=HYPERLINK(""x"")",1\n"/a,b",2\n')

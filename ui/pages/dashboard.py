@@ -17,6 +17,7 @@ from nicegui import ui
 from backend.services import Services
 from models.entities import Website
 from models.stats import answer
+from models.stats.export import csv_zip
 from ui.components.dashboard_state import (
     CHART_METRICS,
     COMPARISONS,
@@ -194,6 +195,10 @@ class Dashboard:
             if state.filters:
                 ui.link("Clear filters", dataclasses.replace(state, filters=()).url(
                     website_id)).classes("text-sm")
+            ui.space()
+            self.export_button = ui.button("Export CSV", icon="download",
+                                           on_click=self.export).props(
+                "flat dense no-caps").mark("export")
 
     async def ask(self, body: dict[str, Any]) -> dict[str, Any]:
         """Ask the query engine, off the event loop."""
@@ -222,6 +227,33 @@ class Dashboard:
     def filter_link(self, dimension: str, value: str) -> str:
         """The URL of this dashboard filtered by ``dimension is value``."""
         return self.state.with_filter("is", dimension, value).url(self.website.id)
+
+    async def export_reports(self) -> bytes:
+        """The current view as a ZIP of CSV files: the totals, the time series, and every
+        breakdown (up to 10,000 rows each)."""
+        reports: list[tuple[str, list[str], dict[str, Any]]] = []
+        totals = await self.ask(self.body(metrics=TOP_METRICS))
+        reports.append(("totals", TOP_METRICS, totals))
+        series = await self.ask(self.body(metrics=TOP_METRICS, dimensions=["time"]))
+        reports.append(("time_series", ["time", *TOP_METRICS], series))
+        for _, _, tabs in REPORTS:
+            for label, dimension in tabs:
+                body = self.report_body(dimension, 10_000, 0, "")
+                result = await self.ask(body)
+                reports.append((label, [label.lower(), *report_metrics(dimension)], result))
+        return await asyncio.to_thread(csv_zip, reports)
+
+    async def export(self) -> None:
+        """Download the current view as CSV files in a ZIP."""
+        self.export_button.props("loading")
+        try:
+            data = await self.export_reports()
+        finally:
+            self.export_button.props(remove="loading")
+        first, last = self.days()
+        span = f"{first}_{last}" if first and last else self.state.period
+        ui.download.content(data, f"pulse-{self.website.domain}-{span}.zip",
+                            "application/zip")
 
     async def load(self) -> None:
         """Fill every widget; the reports run concurrently in threads."""
