@@ -29,8 +29,9 @@ from backend.metrics import Metrics
 from backend.services import Services
 from backend.settings import Settings
 from models import setup_database
-from models.entities import Event, Salt
+from models.entities import Event, Salt, now_ms
 from models.reports import events_after, events_since
+from models.retention import delete_old_events
 
 log = logging.getLogger("pulse")
 access_log = logging.getLogger("pulse.access")
@@ -119,6 +120,8 @@ class PulseServer:
         self._tasks.append(asyncio.create_task(
             self._every(max(0.05, self.services.settings.sse_heartbeat / 3),
                         self.services.streams.beat)))
+        if self.settings.retention_days > 0:
+            self._tasks.append(asyncio.create_task(self._retention()))
 
     def on_stop(self, callback: Callable[[], Any]) -> None:
         """Run ``callback`` (sync or async) during shutdown, after the writer drained."""
@@ -131,6 +134,23 @@ class PulseServer:
                 job()
             except Exception:
                 log.exception("periodic job %s failed", getattr(job, "__name__", job))
+
+    async def _retention(self, period: float = 3600.0) -> None:
+        """Every hour, delete raw events past PULSE_RETENTION_DAYS in small batches, each in a
+        thread (off the loop), yielding to the writer between batches."""
+        while True:
+            before = now_ms() - self.settings.retention_days * 86_400_000
+            removed = 0
+            try:
+                while (count := await asyncio.to_thread(delete_old_events, before)) > 0:
+                    removed += count
+                    await asyncio.sleep(0.05)
+            except Exception:
+                log.exception("deleting old events failed")
+            if removed:
+                log.info("retention: deleted %d events older than %d days", removed,
+                         self.settings.retention_days)
+            await asyncio.sleep(period)
 
     def request_stop(self) -> None:
         """Ask the server to shut down (signal handlers call this)."""
