@@ -7,6 +7,7 @@ import asyncio
 import logging
 import signal
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import tornado.httpserver
@@ -32,6 +33,7 @@ from models import setup_database
 from models.entities import Event, Salt, now_ms
 from models.reports import events_after, events_since
 from models.retention import delete_old_events
+from models.stats.rollups import build_pending
 
 log = logging.getLogger("pulse")
 access_log = logging.getLogger("pulse.access")
@@ -120,6 +122,7 @@ class PulseServer:
         self._tasks.append(asyncio.create_task(
             self._every(max(0.05, self.services.settings.sse_heartbeat / 3),
                         self.services.streams.beat)))
+        self._tasks.append(asyncio.create_task(self._rollups()))
         if self.settings.retention_days > 0:
             self._tasks.append(asyncio.create_task(self._retention()))
 
@@ -134,6 +137,17 @@ class PulseServer:
                 job()
             except Exception:
                 log.exception("periodic job %s failed", getattr(job, "__name__", job))
+
+    async def _rollups(self, period: float = 60.0) -> None:
+        """Every minute, build the daily rollups of days that closed, in a thread."""
+        while True:
+            try:
+                built = await asyncio.to_thread(build_pending, datetime.now(UTC))
+                if built:
+                    log.info("rollups: built %d days", built)
+            except Exception:
+                log.exception("building rollups failed")
+            await asyncio.sleep(period)
 
     async def _retention(self, period: float = 3600.0) -> None:
         """Every hour, delete raw events past PULSE_RETENTION_DAYS in small batches, each in a

@@ -259,6 +259,35 @@ class Visit(BaseModel):
         )
 
 
+class Rollup(BaseModel):
+    """Daily totals of one website per dimension value (models.stats.rollups): what the
+    reports of closed days read instead of raw visits and events."""
+
+    website = peewee.ForeignKeyField(Website, on_delete="CASCADE", index=False)
+    day = peewee.IntegerField()  # days since 1970-01-01 in the website's time zone
+    dimension = peewee.CharField(max_length=32)  # "" for the day's totals, else visit:… event:…
+    value = peewee.CharField(max_length=2048, default="")
+    visitors = peewee.IntegerField(default=0)
+    visits = peewee.IntegerField(default=0)
+    pageviews = peewee.IntegerField(default=0)
+    events = peewee.IntegerField(default=0)
+    bounces = peewee.IntegerField(default=0)
+    duration = peewee.BigIntegerField(default=0)
+    visit_pageviews = peewee.IntegerField(default=0)
+    persistent = peewee.IntegerField(default=0)  # visitors whose id is not a daily one
+
+    class Meta:
+        indexes = ((("website", "dimension", "day"), False),)
+
+
+class RollupProgress(BaseModel):
+    """How far a website's rollups are built: every day before ``built_until``, in ``timezone``."""
+
+    website = peewee.ForeignKeyField(Website, primary_key=True, on_delete="CASCADE")
+    timezone = peewee.CharField(max_length=64)
+    built_until = peewee.IntegerField()  # day number (exclusive)
+
+
 MODELS: list[type[BaseModel]] = [User, Website, Membership, ApiToken, Session, Salt, Event]
 
 
@@ -282,4 +311,9 @@ def add_visits(db: peewee.Database) -> None:
     rebuild_visits()
 
 
-MIGRATIONS = [create_schema, add_visits]
+def add_rollups(db: peewee.Database) -> None:
+    """Migration 3: daily rollups (built by a background task from the visits and events)."""
+    db.create_tables([Rollup, RollupProgress], safe=True)
+
+
+MIGRATIONS = [create_schema, add_visits, add_rollups]

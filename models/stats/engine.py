@@ -19,7 +19,13 @@ from zoneinfo import ZoneInfo
 import peewee
 
 from models.db import database
-from models.stats.periods import bucket_label, bucket_sql, local_ms_sql, time_labels
+from models.stats.periods import (
+    bucket_label,
+    bucket_sql,
+    days_range,
+    local_ms_sql,
+    time_labels,
+)
 from models.stats.query import (
     EVENT_DIMENSIONS,
     MAX_LIMIT,
@@ -30,8 +36,10 @@ from models.stats.query import (
     FilterTree,
     Logical,
     Query,
+    leaves,
     parse_query,
 )
+from models.stats.rollups import ROLLUP_DIMENSIONS, TOTALS, built_until, day_number, day_of
 
 _NEEDS = {
     "visitors": ("visitors",), "visits": ("visits",), "pageviews": ("pageviews",),
@@ -72,8 +80,12 @@ class _Statement:
         path = self.param(f'$."{name}"')
         return f"COALESCE(CAST(json_extract({alias}.props, {path}) AS TEXT), '{NONE}')"
 
+    value_column = ""  # set for rollups: every filtered dimension is that column
+
     def column(self, dimension: str, visit: str, event: str) -> str:
         """The SQL expression of a (non-time) dimension."""
+        if self.value_column:
+            return self.value_column
         if dimension in VISIT_DIMENSIONS:
             return f"{visit}.{VISIT_DIMENSIONS[dimension]}"
         if dimension in EVENT_DIMENSIONS:
@@ -219,9 +231,8 @@ def _metric(name: str, agg: dict[str, Any], total: int | None, base: int | None)
 def _visitors_total(query: Query) -> int:
     total = dataclasses.replace(query, metrics=("visitors",), dimensions=(), order_by=(),
                                 limit=1, offset=0)
-    sql, params, _ = _select(total)
-    row = database.obj.execute_sql(sql, params).fetchone()
-    return int(row[0] or 0)
+    rows = _fetch(total)
+    return int(rows[0][1]["visitors"]) if rows else 0
 
 
 def _without_goals(query: Query) -> Query:
@@ -231,8 +242,20 @@ def _without_goals(query: Query) -> Query:
     return dataclasses.replace(query, filters=filters, dimensions=dimensions)
 
 
-def _fetch(query: Query) -> list[tuple[list[Any], dict[str, Any]]]:
-    """(dimension values, aggregates) per result row."""
+Rows = list[tuple[list[Any], dict[str, Any]]]
+
+
+def _fetch(query: Query) -> Rows:
+    """(dimension values, aggregates) per result row, ordered and paginated: from rollups
+    (plus raw rows for the days not rolled up yet) where they can answer, else raw."""
+    rows = _from_rollups(query)
+    if rows is not None:
+        return _order(query, rows)[query.offset:query.offset + query.limit]
+    return _fetch_raw(query)
+
+
+def _fetch_raw(query: Query) -> Rows:
+    """(dimension values, aggregates) per result row, from raw visits and events."""
     sql, params, wanted = _select(query)
     count = len(query.dimensions)
     rows: list[tuple[list[Any], dict[str, Any]]] = []
@@ -247,6 +270,126 @@ def _fetch(query: Query) -> list[tuple[list[Any], dict[str, Any]]]:
                                                                    strict=True)}
         rows.append((dims, aggregates))
     return rows
+
+
+def _rollup_dimension(query: Query) -> str | None:
+    """The rollup dimension that answers ``query`` exactly, or None."""
+    if not query.rollups or query.period.first_day is None:
+        return None
+    plain = [d for d in query.dimensions if d not in TIME_DIMENSIONS]
+    times = [d for d in query.dimensions if d in TIME_DIMENSIONS]
+    if len(plain) > 1 or (times and _grain(query, times[0]) == "hour"):
+        return None
+    filtered = {leaf.dimension for tree in query.filters for leaf in leaves(tree)}
+    if len(filtered) > 1:
+        return None
+    dimension = plain[0] if plain else next(iter(filtered), TOTALS)
+    if dimension not in ROLLUP_DIMENSIONS or (filtered and filtered != {dimension}):
+        return None
+    if filtered and not plain:  # one visitor, one row of the day: only `is` one value
+        [tree] = query.filters if len(query.filters) == 1 else [None]
+        if not (isinstance(tree, Filter) and tree.operator == "is" and len(tree.values) == 1):
+            return None
+    return dimension
+
+
+def _from_rollups(query: Query) -> Rows | None:
+    """All rows of ``query`` (unordered) from rollups and today's raw rows, or None."""
+    dimension = _rollup_dimension(query)
+    if dimension is None:
+        return None
+    period = query.period
+    assert period.first_day is not None and period.last_day is not None
+    until = built_until(query.website_id, query.timezone)
+    first, last = day_number(period.first_day), day_number(period.last_day)
+    if until is None or until <= first:
+        return None
+    wanted = list(dict.fromkeys(a for m in query.metrics for a in _NEEDS[m]))
+    st = _Statement(query, _dialect())
+    keys = []
+    for d in query.dimensions:
+        if d in TIME_DIMENSIONS:
+            keys.append(bucket_sql(_grain(query, d), "(CAST(r.day AS BIGINT) * 86400000)",
+                                   st.dialect))
+        else:
+            keys.append("r.value")
+    columns = [*wanted, "persistent"]
+    select = [f"{k} AS k{i}" for i, k in enumerate(keys)]
+    select += [f"SUM(r.{c}) AS s_{c}" for c in columns]
+    sql = (f'SELECT {", ".join(select)} FROM "rollup" r WHERE '
+           f"r.website_id = {st.param(query.website_id)} AND r.dimension = {st.param(dimension)} "
+           f"AND r.day >= {st.param(first)} AND r.day <= {st.param(min(last, until - 1))}")
+    st.value_column = "r.value"
+    for tree in query.filters:
+        sql += " AND " + st.condition(tree, "r", "r")
+    if keys:
+        sql += " GROUP BY " + ", ".join(str(i + 1) for i in range(len(keys)))
+    merged: dict[tuple[Any, ...], dict[str, Any]] = {}
+    labels: dict[tuple[Any, ...], list[Any]] = {}
+    persistent = 0
+    for raw in database.obj.execute_sql(sql, st.params).fetchall():
+        dims = [bucket_label(_grain(query, d), value) if d in TIME_DIMENSIONS else value
+                for d, value in zip(query.dimensions, raw[:len(keys)], strict=True)]
+        sums = {c: int(v or 0) for c, v in zip(columns, raw[len(keys):], strict=True)}
+        persistent += sums.pop("persistent")
+        merged[tuple(dims)] = sums
+        labels[tuple(dims)] = dims
+    many_days = last > first and not any(
+        d in TIME_DIMENSIONS and _grain(query, d) == "day" for d in query.dimensions)
+    if persistent and many_days and "visitors" in wanted:
+        return None  # ids that persist across days: only raw rows count them exactly
+    if last >= until:  # today (and any day not rolled up yet), from raw rows
+        rest = dataclasses.replace(query, period=days_range(
+            day_of(max(first, until)), period.last_day, query.zone), limit=MAX_LIMIT,
+            offset=0, order_by=(), rollups=False)
+        for dims, sums in _fetch_raw(rest):
+            key = tuple(dims)
+            if key in merged:
+                for name, value in sums.items():
+                    merged[key][name] += value
+            else:
+                merged[key] = sums
+                labels[key] = dims
+    if not query.dimensions and not merged:
+        merged[()] = {name: 0 for name in wanted}
+        labels[()] = []
+    return [(labels[key], sums) for key, sums in merged.items()]
+
+
+def _order(query: Query, rows: Rows) -> Rows:
+    """Rows in the order SQL would give them (see _select's ORDER BY)."""
+    def metric(name: str) -> Any:
+        def value(row: tuple[list[Any], dict[str, Any]]) -> Any:
+            return _metric(name, row[1], 1, 1) if name not in ("percentage",
+                                                               "conversion_rate") \
+                else row[1]["visitors"]
+        return value
+
+    def dimension(index: int) -> Any:
+        return lambda row: row[0][index]
+
+    keys: list[tuple[Any, bool]] = []
+    for name, direction in query.order_by:
+        key = (dimension(query.dimensions.index(name)) if name in query.dimensions
+               else metric(name))
+        keys.append((key, direction == "desc"))
+    if not query.order_by:
+        keys += [(dimension(i), False) for i, d in enumerate(query.dimensions)
+                 if d in TIME_DIMENSIONS]
+        keys.append((metric(query.metrics[0]), True))
+    keys += [(dimension(i), False) for i in range(len(query.dimensions))]
+    ordered = list(rows)
+    for key, descending in reversed(keys):
+        ordered.sort(key=key, reverse=descending)
+    return ordered
+
+
+def _count_rows(query: Query) -> int:
+    rows = _from_rollups(query)
+    if rows is not None:
+        return len(rows)
+    sql, params, _ = _select(query, count_rows=True)
+    return int(database.obj.execute_sql(sql, params).fetchone()[0])
 
 
 def _results(query: Query) -> list[dict[str, Any]]:
@@ -322,8 +465,7 @@ def run_query(query: Query) -> dict[str, Any]:
         grain = _grain(query, time_dims[0]) if time_dims else query.period.default_grain()
         meta["time_labels"] = time_labels(grain, query.period)
     if query.total_rows:
-        sql, params, _ = _select(query, count_rows=True)
-        meta["total_rows"] = int(database.obj.execute_sql(sql, params).fetchone()[0])
+        meta["total_rows"] = _count_rows(query)
     echo = dict(query.echo) or {"metrics": list(query.metrics),
                                 "date_range": query.period.iso(),
                                 "dimensions": list(query.dimensions)}

@@ -83,6 +83,7 @@ class Query:
     time_labels: bool = False
     total_rows: bool = False
     echo: dict[str, Any] = field(default_factory=dict, compare=False)
+    rollups: bool = field(default=True, compare=False)  # False: raw rows only (tests, B8)
 
     @property
     def zone(self) -> ZoneInfo:
