@@ -16,13 +16,25 @@ from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
 from models.channels import NO_CAMPAIGN, channel_of
-from models.entities import Event, Visit
+from models.db import database
+from models.entities import Event
 from models.records import NewEvent
 
 VISIT_TIMEOUT_MS = 30 * 60 * 1000
 PAGEVIEW = "pageview"
 ENGAGEMENT = "engagement"
 _LOOKUP_CHUNK = 500  # visitor ids per lookup query (far below SQLite's variable limit)
+
+
+VISIT_FIELDS = (
+    "website_id", "visitor_id", "start_ts", "end_ts", "entry_page", "exit_page", "pageviews",
+    "events", "interactions", "bounce", "duration", "source", "referrer", "channel",
+    "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "country", "device",
+    "browser", "os",
+)
+_CHANGING = ("start_ts", "end_ts", "exit_page", "pageviews", "events", "interactions",
+             "bounce", "duration")
+_INSERT_CHUNK = 500  # visits per multi-row INSERT (24 columns: far below variable limits)
 
 
 class _OpenVisit:
@@ -39,8 +51,10 @@ class _OpenVisit:
     def add(self, event: NewEvent) -> None:
         """Count ``event`` into the visit."""
         row = self.row
-        row["start_ts"] = min(row["start_ts"], event.ts)
-        row["end_ts"] = max(row["end_ts"], event.ts)
+        if event.ts < row["start_ts"]:
+            row["start_ts"] = event.ts
+        if event.ts > row["end_ts"]:
+            row["end_ts"] = event.ts
         if event.event_type != ENGAGEMENT:
             row["events"] += 1
             if event.event_type == PAGEVIEW:
@@ -57,7 +71,7 @@ class _OpenVisit:
 def _new_visit(event: NewEvent) -> _OpenVisit:
     campaign = event.campaign
     return _OpenVisit({
-        "website": event.website_id, "visitor_id": event.visitor_id,
+        "website_id": event.website_id, "visitor_id": event.visitor_id,
         "start_ts": event.ts, "end_ts": event.ts,
         "entry_page": event.pathname, "exit_page": event.pathname,
         "pageviews": 0, "events": 0, "interactions": 0, "bounce": 1, "duration": 0,
@@ -71,23 +85,41 @@ def _new_visit(event: NewEvent) -> _OpenVisit:
 
 
 def _open_visits(events: Sequence[NewEvent]) -> dict[tuple[str, str], _OpenVisit]:
-    """The latest stored visit of each (website, visitor) of the batch that may still go on."""
+    """The latest stored visit of each (website, visitor) of the batch that may still go on
+    (plain SQL: this runs in the writer's transaction for every batch)."""
+    db = database.obj
+    mark = db.param
     keys = {(e.website_id, e.visitor_id) for e in events}
     websites = sorted({website for website, _ in keys})
     visitors = sorted({visitor for _, visitor in keys})
     since = min(e.ts for e in events) - VISIT_TIMEOUT_MS
+    names = ("id", *VISIT_FIELDS)
     found: dict[tuple[str, str], _OpenVisit] = {}
     for start in range(0, len(visitors), _LOOKUP_CHUNK):
-        rows = (Visit.select()
-                .where(Visit.website.in_(websites)
-                       & Visit.visitor_id.in_(visitors[start:start + _LOOKUP_CHUNK])
-                       & (Visit.end_ts >= since))
-                .order_by(Visit.end_ts).dicts())
-        for row in cast(Iterable[dict[str, Any]], rows):
-            key = (row["website"], row["visitor_id"])
+        chunk = visitors[start:start + _LOOKUP_CHUNK]
+        sql = (f'SELECT {", ".join(names)} FROM "visit" WHERE website_id IN '
+               f'({", ".join([mark] * len(websites))}) AND visitor_id IN '
+               f'({", ".join([mark] * len(chunk))}) AND end_ts >= {mark} ORDER BY end_ts')
+        for values in db.execute_sql(sql, [*websites, *chunk, since]).fetchall():
+            row = dict(zip(names, values, strict=True))
+            key = (row["website_id"], row["visitor_id"])
             if key in keys:
-                found[key] = _OpenVisit(dict(row), new=False)  # the latest one wins
+                found[key] = _OpenVisit(row, new=False)  # the latest one wins
     return found
+
+
+def _insert_visits(visits: list[_OpenVisit]) -> None:
+    """Insert new visits with multi-row INSERT … RETURNING id (SQLite ≥ 3.35, PostgreSQL)."""
+    db = database.obj
+    row_marks = "(" + ", ".join([db.param] * len(VISIT_FIELDS)) + ")"
+    for start in range(0, len(visits), _INSERT_CHUNK):
+        chunk = visits[start:start + _INSERT_CHUNK]
+        sql = (f'INSERT INTO "visit" ({", ".join(VISIT_FIELDS)}) VALUES '
+               + ", ".join([row_marks] * len(chunk)) + " RETURNING id")
+        params = [visit.row[name] for visit in chunk for name in VISIT_FIELDS]
+        ids = [row[0] for row in db.execute_sql(sql, params).fetchall()]
+        for visit, visit_id in zip(chunk, sorted(ids), strict=True):
+            visit.row["id"] = visit_id  # ids grow with the rows of one statement
 
 
 def update_visits(events: Sequence[NewEvent]) -> None:
@@ -107,13 +139,15 @@ def update_visits(events: Sequence[NewEvent]) -> None:
             visit = current[key] = _new_visit(event)
             touched.append(visit)
         visit.add(event)
+    _insert_visits([visit for visit in touched if visit.new])
+    changed = [[visit.row[name] for name in _CHANGING] + [visit.row["id"]]
+               for visit in touched if visit.changed and not visit.new]
+    if changed:
+        db = database.obj
+        assignments = ", ".join(f"{name} = {db.param}" for name in _CHANGING)
+        db.cursor().executemany(f'UPDATE "visit" SET {assignments} WHERE id = {db.param}',
+                                changed)
     for visit in touched:
-        if visit.new:
-            row = {k: v for k, v in visit.row.items() if k != "id"}
-            visit.row["id"] = Visit.insert(row).execute()
-        elif visit.changed:
-            fields = {k: v for k, v in visit.row.items() if k not in ("id", "website")}
-            Visit.update(fields).where(Visit.id == visit.row["id"]).execute()
         for event in visit.events:
             event.visit_id = visit.row["id"]
 

@@ -179,10 +179,12 @@ def _select(query: Query, *, count_rows: bool = False) -> tuple[str, list[Any], 
                     f"e.ts >= {st.param(period.start_ms)}", f"e.ts < {st.param(period.end_ms)}",
                     "e.event_type <> 'engagement'"]
         matching += [st.condition(tree, "ev", "e") for tree in query.filters]
+        join = ('JOIN "visit" ev ON ev.id = e.visit_id ' if "visit" in query.filter_kinds()
+                else "")
         source = (
             'FROM "visit" v JOIN (SELECT e.visit_id AS visit_id, COUNT(*) AS events, '
             "SUM(CASE WHEN e.event_type = 'pageview' THEN 1 ELSE 0 END) AS pageviews "
-            'FROM "event" e JOIN "visit" ev ON ev.id = e.visit_id WHERE '
+            f'FROM "event" e {join}WHERE '
             + " AND ".join(matching) + " GROUP BY e.visit_id) m ON m.visit_id = v.id")
     else:
         source = 'FROM "visit" v'
@@ -245,10 +247,12 @@ def _without_goals(query: Query) -> Query:
 Rows = list[tuple[list[Any], dict[str, Any]]]
 
 
-def _fetch(query: Query) -> Rows:
+def _fetch(query: Query, rows: Rows | None = None) -> Rows:
     """(dimension values, aggregates) per result row, ordered and paginated: from rollups
-    (plus raw rows for the days not rolled up yet) where they can answer, else raw."""
-    rows = _from_rollups(query)
+    (plus raw rows for the days not rolled up yet) where they can answer, else raw. ``rows``:
+    the rollup rows of ``query`` when the caller already has them."""
+    if rows is None:
+        rows = _from_rollups(query)
     if rows is not None:
         return _order(query, rows)[query.offset:query.offset + query.limit]
     return _fetch_raw(query)
@@ -384,16 +388,15 @@ def _order(query: Query, rows: Rows) -> Rows:
     return ordered
 
 
-def _count_rows(query: Query) -> int:
-    rows = _from_rollups(query)
+def _count_rows(query: Query, rows: Rows | None) -> int:
     if rows is not None:
         return len(rows)
     sql, params, _ = _select(query, count_rows=True)
     return int(database.obj.execute_sql(sql, params).fetchone()[0])
 
 
-def _results(query: Query) -> list[dict[str, Any]]:
-    rows = _fetch(query)
+def _results(query: Query, all_rows: Rows | None = None) -> list[dict[str, Any]]:
+    rows = _fetch(query, all_rows)
     total = _visitors_total(query) if "percentage" in query.metrics else None
     base = (_visitors_total(_without_goals(query)) if "conversion_rate" in query.metrics
             else None)
@@ -456,7 +459,8 @@ def _add_comparison(query: Query, results: list[dict[str, Any]]) -> dict[str, An
 
 def run_query(query: Query) -> dict[str, Any]:
     """Answer ``query``: ``{"results": [...], "meta": {...}, "query": {...}}``."""
-    results = _results(query)
+    all_rows = _from_rollups(query)
+    results = _results(query, all_rows)
     meta: dict[str, Any] = {}
     if query.comparison:
         meta.update(_add_comparison(query, results))
@@ -465,7 +469,7 @@ def run_query(query: Query) -> dict[str, Any]:
         grain = _grain(query, time_dims[0]) if time_dims else query.period.default_grain()
         meta["time_labels"] = time_labels(grain, query.period)
     if query.total_rows:
-        meta["total_rows"] = _count_rows(query)
+        meta["total_rows"] = _count_rows(query, all_rows)
     echo = dict(query.echo) or {"metrics": list(query.metrics),
                                 "date_range": query.period.iso(),
                                 "dimensions": list(query.dimensions)}

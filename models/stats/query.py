@@ -9,7 +9,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from models.stats.periods import DateRange, days_range, named_range
+from models.stats.periods import DateRange, days_range, midnight, named_range
 
 METRICS = ("visitors", "visits", "pageviews", "views_per_visit", "bounce_rate",
            "visit_duration", "events", "percentage", "conversion_rate")
@@ -175,7 +175,11 @@ def parse_date_range(value: Any, zone: ZoneInfo, now: datetime,
     start, end = _moment(value[0], zone), _moment(value[1], zone)
     if end < start:
         raise QueryError("date_range", "ends before it starts")
-    return DateRange(start, end + timedelta(seconds=1) if end.microsecond == 0 else end)
+    end = end + timedelta(seconds=1) if end.microsecond == 0 else end
+    first_day, after = start.date(), end.astimezone(zone).date()
+    if start == midnight(first_day, zone) and end == midnight(after, zone) and after > first_day:
+        return days_range(first_day, after - timedelta(days=1), zone)  # whole days after all
+    return DateRange(start, end)
 
 
 def _filter(value: Any, field: str, depth: int = 0) -> FilterTree:

@@ -35,6 +35,34 @@ FILTER_LABELS = {
     "event:hostname": "Host name",
 }
 MAX_FILTERS = 10
+REPORTS: list[tuple[str, str, list[tuple[str, str]]]] = [
+    ("Sources", "report-sources", [
+        ("Channels", "visit:channel"), ("Sources", "visit:source"),
+        ("UTM medium", "visit:utm_medium"), ("UTM source", "visit:utm_source"),
+        ("UTM campaign", "visit:utm_campaign")]),
+    ("Pages", "report-pages", [
+        ("Top pages", "event:page"), ("Entry pages", "visit:entry_page"),
+        ("Exit pages", "visit:exit_page")]),
+    ("Locations", "report-locations", [("Countries", "visit:country")]),
+    ("Devices", "report-devices", [
+        ("Devices", "visit:device"), ("Browsers", "visit:browser"),
+        ("Operating systems", "visit:os")]),
+    ("Goals", "report-goals", [("Goals", "event:goal")]),
+]
+TOP_METRICS = list(CHART_METRICS)
+
+
+def report_metrics(dimension: str) -> list[str]:
+    """What a breakdown row shows."""
+    if dimension == "event:goal":
+        return ["visitors", "conversion_rate", "events"]
+    if dimension == "event:page":
+        return ["visitors", "pageviews", "percentage"]
+    if dimension in ("visit:entry_page", "visit:exit_page"):
+        return ["visits", "visitors"]
+    return ["visitors", "percentage"]
+
+
 
 
 @dataclass(frozen=True)
@@ -153,3 +181,37 @@ def filter_label(operator: str, dimension: str, value: str) -> str:
 
 
 KNOWN = set(VISIT_DIMENSIONS) | set(EVENT_DIMENSIONS)
+
+
+def report_body(state: DashboardState, zone: ZoneInfo, now: datetime, dimension: str,
+                limit: int, offset: int, search: str) -> dict[str, Any]:
+    """The body of one breakdown page (empty UTM values are not a campaign)."""
+    body = state.body(zone, now, metrics=report_metrics(dimension), dimensions=[dimension],
+                      pagination={"limit": limit, "offset": offset},
+                      include={"total_rows": True})
+    extra = []
+    if dimension.startswith("visit:utm_"):
+        extra.append(["is_not", dimension, [""]])
+    if search:
+        extra.append(["contains", dimension, [search]])
+    if extra:
+        body["filters"] = [*body.get("filters", []), *extra]
+    return body
+
+
+def view_bodies(state: DashboardState, zone: ZoneInfo, now: datetime,
+                comparison_range: Any = None) -> list[dict[str, Any]]:
+    """Every body the dashboard asks the engine on load, in order: top stats, the chart (and,
+    given the comparison's date range from the top stats' answer, the comparison chart), then
+    the first report of each card."""
+    include: dict[str, Any] = {}
+    if state.compare != "off":
+        include["comparisons"] = {"mode": state.compare}
+    bodies = [state.body(zone, now, metrics=TOP_METRICS, include=include),
+              state.body(zone, now, metrics=[state.metric], dimensions=["time"],
+                         include={"time_labels": True})]
+    if comparison_range is not None:
+        bodies.append(state.body(zone, now, metrics=[state.metric], dimensions=["time"],
+                                 include={"time_labels": True}, date_range=comparison_range))
+    bodies += [report_body(state, zone, now, tabs[0][1], 10, 0, "") for _, _, tabs in REPORTS]
+    return bodies

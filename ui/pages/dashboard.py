@@ -24,8 +24,12 @@ from ui.components.dashboard_state import (
     FILTER_LABELS,
     OPERATORS,
     PERIODS,
+    REPORTS,
+    TOP_METRICS,
     DashboardState,
     filter_label,
+    report_body,
+    report_metrics,
     shifted,
 )
 from ui.components.report_widgets import BreakdownCard, TopStats, TrendChart, add_report_assets
@@ -34,34 +38,6 @@ from ui.pages.live import website_not_found, website_zone
 from ui.session import require_user, website_for
 
 log = logging.getLogger("pulse.panel.dashboard")
-
-REPORTS: list[tuple[str, str, list[tuple[str, str]]]] = [
-    ("Sources", "report-sources", [
-        ("Channels", "visit:channel"), ("Sources", "visit:source"),
-        ("UTM medium", "visit:utm_medium"), ("UTM source", "visit:utm_source"),
-        ("UTM campaign", "visit:utm_campaign")]),
-    ("Pages", "report-pages", [
-        ("Top pages", "event:page"), ("Entry pages", "visit:entry_page"),
-        ("Exit pages", "visit:exit_page")]),
-    ("Locations", "report-locations", [("Countries", "visit:country")]),
-    ("Devices", "report-devices", [
-        ("Devices", "visit:device"), ("Browsers", "visit:browser"),
-        ("Operating systems", "visit:os")]),
-    ("Goals", "report-goals", [("Goals", "event:goal")]),
-]
-TOP_METRICS = list(CHART_METRICS)
-
-
-def report_metrics(dimension: str) -> list[str]:
-    """What a breakdown row shows."""
-    if dimension == "event:goal":
-        return ["visitors", "conversion_rate", "events"]
-    if dimension == "event:page":
-        return ["visitors", "pageviews", "percentage"]
-    if dimension in ("visit:entry_page", "visit:exit_page"):
-        return ["visits", "visitors"]
-    return ["visitors", "percentage"]
-
 
 class Dashboard:
     """One open dashboard: its state, its widgets, and the questions it asks the engine."""
@@ -211,18 +187,8 @@ class Dashboard:
 
     def report_body(self, dimension: str, limit: int, offset: int,
                     search: str) -> dict[str, Any]:
-        """The body of one breakdown page (empty UTM values are not a campaign)."""
-        body = self.body(metrics=report_metrics(dimension), dimensions=[dimension],
-                         pagination={"limit": limit, "offset": offset},
-                         include={"total_rows": True})
-        extra = []
-        if dimension.startswith("visit:utm_"):
-            extra.append(["is_not", dimension, [""]])
-        if search:
-            extra.append(["contains", dimension, [search]])
-        if extra:
-            body["filters"] = [*body.get("filters", []), *extra]
-        return body
+        """The body of one breakdown page."""
+        return report_body(self.state, self.zone, self.now, dimension, limit, offset, search)
 
     def filter_link(self, dimension: str, value: str) -> str:
         """The URL of this dashboard filtered by ``dimension is value``."""
