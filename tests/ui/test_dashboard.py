@@ -149,3 +149,33 @@ def test_csv_cells_never_become_formulas() -> None:
                           {"dimensions": ["/a,b"], "metrics": [2]}]}
     assert report_csv(["page", "visitors"], result) == (
         'page,visitors\n"\'=HYPERLINK(""x"")",1\n"/a,b",2\n')
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(("link_filter", "label", "visitors"), [
+    ("is|visit:source|google", "Source is google", "1"),
+    ("is_not|visit:source|google", "Source is not google", "2"),
+    ("contains|event:page|PRIC", "Page contains PRIC", "1"),
+    ("contains|visit:source|t", "Source contains t", "2"),  # direct, twitter
+])
+async def test_every_filter_operator_filters_the_dashboard(
+        signed_in: Any, website: Any, link_filter: str, label: str, visitors: str) -> None:
+    user = signed_in
+    history(website.id)
+    await user.open(dashboard_url(website, "f=" + quote(link_filter)))
+    await user.should_see(label, retries=SLOW)
+    await figure(user, "stat-visitors", visitors)
+
+
+@pytest.mark.asyncio
+async def test_the_chart_interval_lives_in_the_url(signed_in: Any, website: Any) -> None:
+    user = signed_in
+    history(website.id)
+    await user.open(dashboard_url(website, "period=7d&interval=hour"))
+    await figure(user, "stat-visitors", "3")
+    [chart] = user.find(marker="trend-chart").elements
+
+    def hourly() -> bool:
+        labels = chart.props["options"]["xAxis"]["data"]
+        return len(labels) >= 24 * 6 and labels[0].endswith(":00:00")
+    await eventually(hourly)

@@ -25,6 +25,8 @@ CHART_METRICS = {"visitors": "Unique visitors", "visits": "Visits", "pageviews":
                  "views_per_visit": "Views per visit", "bounce_rate": "Bounce rate",
                  "visit_duration": "Visit duration"}
 OPERATORS = {"is": "is", "is_not": "is not", "contains": "contains"}
+INTERVALS = {"": "Automatic", "hour": "By hour", "day": "By day", "week": "By week",
+             "month": "By month"}
 FILTER_LABELS = {
     "visit:channel": "Channel", "visit:source": "Source", "visit:utm_medium": "UTM medium",
     "visit:utm_source": "UTM source", "visit:utm_campaign": "UTM campaign",
@@ -74,6 +76,7 @@ class DashboardState:
     last: date | None = None
     compare: str = "previous_period"
     metric: str = "visitors"
+    interval: str = ""  # the chart's hour | day | week | month ("": chosen by the period)
     filters: tuple[tuple[str, str, str], ...] = ()  # (operator, dimension, value)
 
     @classmethod
@@ -91,6 +94,7 @@ class DashboardState:
             period, first, last = DEFAULT_PERIOD, None, None
         compare = one("compare", "previous_period")
         metric = one("metric", "visitors")
+        interval = one("interval", "")
         filters = []
         for raw in (params.get("f") or [])[:MAX_FILTERS]:
             operator, _, rest = raw.partition("|")
@@ -100,6 +104,7 @@ class DashboardState:
         return cls(period=period, first=first, last=last,
                    compare=compare if compare in COMPARISONS else "previous_period",
                    metric=metric if metric in CHART_METRICS else "visitors",
+                   interval=interval if interval in INTERVALS else "",
                    filters=tuple(filters))
 
     def url(self, website_id: str, **changes: Any) -> str:
@@ -112,8 +117,15 @@ class DashboardState:
             params.append(("compare", state.compare))
         if state.metric != "visitors":
             params.append(("metric", state.metric))
+        if state.interval:
+            params.append(("interval", state.interval))
         params += [("f", f"{op}|{dim}|{value}") for op, dim, value in state.filters]
         return f"/websites/{website_id}/dashboard?{urlencode(params)}"
+
+    @property
+    def time_dimension(self) -> str:
+        """The chart's time dimension."""
+        return f"time:{self.interval}" if self.interval else "time"
 
     def with_filter(self, operator: str, dimension: str, value: str) -> DashboardState:
         """This state with one more filter (replacing an equal one)."""
@@ -208,10 +220,11 @@ def view_bodies(state: DashboardState, zone: ZoneInfo, now: datetime,
     if state.compare != "off":
         include["comparisons"] = {"mode": state.compare}
     bodies = [state.body(zone, now, metrics=TOP_METRICS, include=include),
-              state.body(zone, now, metrics=[state.metric], dimensions=["time"],
+              state.body(zone, now, metrics=[state.metric], dimensions=[state.time_dimension],
                          include={"time_labels": True})]
     if comparison_range is not None:
-        bodies.append(state.body(zone, now, metrics=[state.metric], dimensions=["time"],
+        bodies.append(state.body(zone, now, metrics=[state.metric],
+                                 dimensions=[state.time_dimension],
                                  include={"time_labels": True}, date_range=comparison_range))
     bodies += [report_body(state, zone, now, tabs[0][1], 10, 0, "") for _, _, tabs in REPORTS]
     return bodies

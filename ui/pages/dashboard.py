@@ -22,6 +22,7 @@ from ui.components.dashboard_state import (
     CHART_METRICS,
     COMPARISONS,
     FILTER_LABELS,
+    INTERVALS,
     OPERATORS,
     PERIODS,
     REPORTS,
@@ -56,7 +57,13 @@ class Dashboard:
                 ui.label(CHART_METRICS[state.metric]).classes(
                     "text-sm font-semibold text-slate-700").props(
                     'role="heading" aria-level="2"')
-                self.chart_spinner = ui.spinner(size="sm")
+                with ui.row().classes("items-center gap-2"):
+                    self.chart_spinner = ui.spinner(size="sm")
+                    ui.select(INTERVALS, value=state.interval, label="Interval",
+                              on_change=lambda e: ui.navigate.to(
+                                  state.url(website.id, interval=e.value))).props(
+                        "dense outlined options-dense").classes("min-w-[8rem]").mark(
+                        "interval")
             self.chart = TrendChart()
         self.cards: list[BreakdownCard] = []
         with ui.element("div").classes("w-full grid grid-cols-1 md:grid-cols-2 gap-4"):
@@ -234,14 +241,16 @@ class Dashboard:
         top = await self.ask(self.body(metrics=TOP_METRICS, include=include))
         self.stats.show(top, TOP_METRICS)
         metric = self.state.metric
-        series = await self.ask(self.body(metrics=[metric], dimensions=["time"],
+        series = await self.ask(self.body(metrics=[metric],
+                                          dimensions=[self.state.time_dimension],
                                           include={"time_labels": True}))
         labels = series["meta"]["time_labels"]
         values = _aligned(series, labels)
         previous = None
         if "comparison_date_range" in top["meta"]:
             before = await self.ask(self.body(
-                metrics=[metric], dimensions=["time"], include={"time_labels": True},
+                metrics=[metric], dimensions=[self.state.time_dimension],
+                include={"time_labels": True},
                 date_range=top["meta"]["comparison_date_range"]))
             if before["meta"]["time_labels"] and len(labels) > 0:
                 previous = _aligned(before, before["meta"]["time_labels"])[:len(labels)]
