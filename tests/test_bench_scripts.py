@@ -96,6 +96,12 @@ def test_b8_reports_smoke(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_b8_visits_ingest_smoke(tmp_path: Path) -> None:
+    data = run_bench(tmp_path, "b8_visits_ingest.py", "--rounds", "1", "--events", "1000")
+    assert data["summary"]["visits_eps"] > 0 and data["summary"]["baseline_eps"] > 0
+
+
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed")
 def test_b1_ingest_smoke(tmp_path: Path) -> None:
     data = run_bench(tmp_path, "b1_ingest.py", "--rounds", "1", "--seconds", "2",
