@@ -262,6 +262,12 @@ def test_order_and_pagination(services: Any, website: Website) -> None:
      "metrics: percentage needs a non-time dimension"),
     ({"metrics": ["visitors"], "date_range": "7d", "period": "7d"},
      "period: is not a query field"),
+    ({"metrics": ["visitors"], "date_range": ["0001-01-01", "9999-12-31"]},
+     "date_range: must lie between 1970-01-02 and 2200-01-01"),
+    ({"metrics": ["visitors"], "date_range": ["0001-01-01T00:00:00", "2026-01-01T00:00:00"]},
+     "date_range: '0001-01-01T00:00:00' is not an ISO 8601 date or datetime"),
+    ({"metrics": ["visitors"], "date_range": "12mo", "dimensions": ["time:hour"]},
+     "dimensions: time:hour covers at most 93 days"),
 ])
 def test_errors_name_the_field(body: dict[str, Any], message: str) -> None:
     with pytest.raises(QueryError) as raised:

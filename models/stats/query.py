@@ -150,14 +150,31 @@ def _date(text: str) -> date | None:
 def _moment(text: str, zone: ZoneInfo) -> datetime:
     try:
         moment = datetime.fromisoformat(text)
+        if not EARLIEST.year <= moment.year < LATEST.year:
+            raise ValueError(text)
     except ValueError:
         raise QueryError("date_range", f"{text!r} is not an ISO 8601 date or datetime") from None
     return moment.replace(tzinfo=zone) if moment.tzinfo is None else moment.astimezone(zone)
 
 
+EARLIEST = date(1970, 1, 2)
+LATEST = date(2200, 1, 1)
+MAX_HOURS = 24 * 93  # hourly buckets for at most about three months
+
+
 def parse_date_range(value: Any, zone: ZoneInfo, now: datetime,
                      first_visit: date | None) -> DateRange:
     """A named range, ``[from, to]`` dates (whole days, inclusive) or datetimes."""
+    period = _date_range(value, zone, now, first_visit)
+    first = period.first_day or period.start.date()
+    last = period.last_day or period.end.date()
+    if first < EARLIEST or last >= LATEST:
+        raise QueryError("date_range", f"must lie between {EARLIEST} and {LATEST}")
+    return period
+
+
+def _date_range(value: Any, zone: ZoneInfo, now: datetime,
+                first_visit: date | None) -> DateRange:
     if isinstance(value, str):
         try:
             return named_range(value, zone, now, first_visit)
@@ -169,6 +186,8 @@ def parse_date_range(value: Any, zone: ZoneInfo, now: datetime,
         raise QueryError("date_range", "must be a range name or a [from, to] pair of strings")
     first, last = _date(value[0]), _date(value[1])
     if first is not None and last is not None:
+        if first < EARLIEST or last >= LATEST:
+            raise QueryError("date_range", f"must lie between {EARLIEST} and {LATEST}")
         if last < first:
             raise QueryError("date_range", "ends before it starts")
         return days_range(first, last, zone)
@@ -295,6 +314,9 @@ def parse_query(body: Any, website_id: str, timezone: str, *, now: datetime,
                   offset=offset, comparison=comparison, time_labels=labels,
                   total_rows=total_rows)
     check_metrics(query)
+    hours = (period.end - period.start).total_seconds() / 3600
+    if "time:hour" in dimensions and hours > MAX_HOURS:
+        raise QueryError("dimensions", "time:hour covers at most 93 days; use time:day")
     echo = {key: body[key] for key in TOP_LEVEL if key in body}
     echo["date_range"] = period.iso()
     return Query(**{**query.__dict__, "echo": echo})

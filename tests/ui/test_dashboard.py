@@ -93,6 +93,8 @@ async def test_filters_and_period_live_in_the_url(signed_in: Any, website: Any) 
     await user.should_see("No data for this period.", retries=SLOW)
     await user.open(dashboard_url(website, "period=nonsense&f=bogus"))
     await figure(user, "stat-visitors", "3")
+    await user.open(dashboard_url(website, "period=custom&from=0001-01-01&to=9999-12-31"))
+    await figure(user, "stat-visitors", "3")
 
 
 @pytest.mark.asyncio

@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
-from models.stats.query import EVENT_DIMENSIONS, VISIT_DIMENSIONS
+from models.stats.query import EARLIEST, EVENT_DIMENSIONS, LATEST, VISIT_DIMENSIONS
 
 PERIODS = {
     "day": "Today", "yesterday": "Yesterday", "24h": "Last 24 hours", "7d": "Last 7 days",
@@ -89,8 +89,9 @@ class DashboardState:
         period = one("period", DEFAULT_PERIOD)
         first = _day(one("from", "")) if period == "custom" else None
         last = _day(one("to", "")) if period == "custom" else None
-        if period not in PERIODS or (period == "custom" and (not first or not last
-                                                             or last < first)):
+        if period not in PERIODS or (period == "custom" and (
+                not first or not last or last < first or first < EARLIEST
+                or last >= LATEST)):
             period, first, last = DEFAULT_PERIOD, None, None
         compare = one("compare", "previous_period")
         metric = one("metric", "visitors")

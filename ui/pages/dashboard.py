@@ -230,7 +230,16 @@ class Dashboard:
 
     async def load(self) -> None:
         """Fill every widget; the reports run concurrently in threads."""
-        await asyncio.gather(self.load_top(), *(card.load() for card in self.cards))
+        await asyncio.gather(self.load_top_safely(), *(card.load() for card in self.cards))
+
+    async def load_top_safely(self) -> None:
+        """Top stats and chart; a failure is shown, never a spinner that turns forever."""
+        try:
+            await self.load_top()
+        except Exception as exc:
+            log.exception("dashboard of %s failed", self.website.id)
+            self.chart_spinner.set_visibility(False)
+            ui.notify(f"The reports could not be loaded: {exc}", type="negative")
 
     async def load_top(self) -> None:
         """Top stats, then the chart (with its comparison period)."""
