@@ -33,7 +33,7 @@ COMPARISONS = ("previous_period", "year_over_year")
 MAX_LIMIT = 10_000
 MAX_FILTER_VALUES = 100
 MAX_FILTER_DEPTH = 5
-_PROP_NAME = re.compile(r'[^\x00-\x1f\x7f"\\]{1,64}')
+PROP_NAME = re.compile(r'[^\x00-\x1f\x7f"\\]{1,64}')
 TOP_LEVEL = frozenset({"site_id", "metrics", "date_range", "dimensions", "filters",
                        "order_by", "pagination", "include"})
 
@@ -123,7 +123,7 @@ def _dimension(value: Any, field: str) -> str:
         raise QueryError(field, "must be a string")
     if value in VISIT_DIMENSIONS or value in EVENT_DIMENSIONS or value in TIME_DIMENSIONS:
         return value
-    if value.startswith(PROPS_PREFIX) and _PROP_NAME.fullmatch(value[len(PROPS_PREFIX):]):
+    if value.startswith(PROPS_PREFIX) and PROP_NAME.fullmatch(value[len(PROPS_PREFIX):]):
         return value
     raise QueryError(field, f"invalid dimension {value!r}")
 

@@ -181,3 +181,21 @@ async def test_the_chart_interval_lives_in_the_url(signed_in: Any, website: Any)
         labels = chart.props["options"]["xAxis"]["data"]
         return len(labels) >= 24 * 6 and labels[0].endswith(":00:00")
     await eventually(hourly)
+
+
+@pytest.mark.asyncio
+async def test_goal_properties_break_down_and_filter(signed_in: Any, website: Any) -> None:
+    user = signed_in
+    now = now_ms()
+    store_batch([NewEvent(website_id=website.id, ts=now - 60_000 * n, event_type="signup",
+                          pathname="/", visitor_id=f"p{n}", session_id=f"p{n}",
+                          props={"plan": "pro" if n % 3 else "free"}) for n in range(1, 7)])
+    await user.open(dashboard_url(website))
+    await user.should_see("signup", retries=SLOW)
+    user.find(marker="report-goals-property").type("plan")
+    user.find(marker="report-goals-property-show").click()
+    await user.should_see("pro", retries=SLOW)
+    assert "4 · 4" in text_of(user, "report-goals")  # visitors · events with plan=pro
+    user.find("free").click()
+    await user.should_see("Property plan is free", retries=SLOW)
+    await figure(user, "stat-visitors", "2")

@@ -10,7 +10,14 @@ from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
-from models.stats.query import EARLIEST, EVENT_DIMENSIONS, LATEST, VISIT_DIMENSIONS
+from models.stats.query import (
+    EARLIEST,
+    EVENT_DIMENSIONS,
+    LATEST,
+    PROP_NAME,
+    PROPS_PREFIX,
+    VISIT_DIMENSIONS,
+)
 
 PERIODS = {
     "day": "Today", "yesterday": "Yesterday", "24h": "Last 24 hours", "7d": "Last 7 days",
@@ -62,6 +69,8 @@ def report_metrics(dimension: str) -> list[str]:
         return ["visitors", "pageviews", "percentage"]
     if dimension in ("visit:entry_page", "visit:exit_page"):
         return ["visits", "visitors"]
+    if dimension.startswith(PROPS_PREFIX):
+        return ["visitors", "events"]
     return ["visitors", "percentage"]
 
 
@@ -100,7 +109,7 @@ class DashboardState:
         for raw in (params.get("f") or [])[:MAX_FILTERS]:
             operator, _, rest = raw.partition("|")
             dimension, _, value = rest.partition("|")
-            if operator in OPERATORS and dimension in FILTER_LABELS and value:
+            if operator in OPERATORS and filterable(dimension) and value:
                 filters.append((operator, dimension, value[:500]))
         return cls(period=period, first=first, last=last,
                    compare=compare if compare in COMPARISONS else "previous_period",
@@ -188,9 +197,24 @@ def _add_months(day: date, months: int) -> date:
     return date(index // 12, index % 12 + 1, 1)
 
 
+def filterable(dimension: str) -> bool:
+    """Whether the dashboard filters by ``dimension`` (the listed ones and goal properties)."""
+    if dimension in FILTER_LABELS:
+        return True
+    name = dimension.removeprefix(PROPS_PREFIX)
+    return dimension.startswith(PROPS_PREFIX) and bool(PROP_NAME.fullmatch(name))
+
+
+def dimension_label(dimension: str) -> str:
+    """``Source``, ``Property plan``."""
+    if dimension.startswith(PROPS_PREFIX):
+        return f"Property {dimension.removeprefix(PROPS_PREFIX)}"
+    return FILTER_LABELS.get(dimension, dimension)
+
+
 def filter_label(operator: str, dimension: str, value: str) -> str:
     """``Source is google``."""
-    return f"{FILTER_LABELS.get(dimension, dimension)} {OPERATORS[operator]} {value}"
+    return f"{dimension_label(dimension)} {OPERATORS[operator]} {value}"
 
 
 KNOWN = set(VISIT_DIMENSIONS) | set(EVENT_DIMENSIONS)
@@ -205,6 +229,8 @@ def report_body(state: DashboardState, zone: ZoneInfo, now: datetime, dimension:
     extra = []
     if dimension.startswith("visit:utm_"):
         extra.append(["is_not", dimension, [""]])
+    if dimension.startswith(PROPS_PREFIX):  # the events that carry the property
+        extra.append(["is_not", dimension, ["(none)"]])
     if search:
         extra.append(["contains", dimension, [search]])
     if extra:

@@ -8,6 +8,7 @@ from typing import Any
 
 from nicegui import ui
 
+from models.stats.query import PROP_NAME, PROPS_PREFIX
 from ui.components.dashboard_state import CHART_METRICS, DashboardState
 
 Ask = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
@@ -136,8 +137,9 @@ class BreakdownCard:
         self.metrics = metrics
         self.tabs = dict((label, dimension) for label, dimension in tabs)
         self.dimension = tabs[0][1]
+        self.marker = marker
         with ui.card().classes(f"w-full gap-1 min-w-0 {marker}-card").props(
-                "flat bordered").mark(marker):
+                "flat bordered").mark(marker) as self.card:
             with ui.row().classes("w-full items-center justify-between gap-2"):
                 ui.label(title).classes("text-base font-semibold text-slate-800").props(
                     'role="heading" aria-level="2"')
@@ -156,6 +158,26 @@ class BreakdownCard:
         """Show another dimension of the card."""
         self.dimension = dimension
         await self.load()
+
+    def add_property_picker(self) -> None:
+        """A field to break the card down by a custom property (goals' properties)."""
+        with self.card:
+            with ui.row().classes("w-full items-center gap-2 no-wrap"):
+                name = ui.input("Property", placeholder="e.g. plan").props(
+                    "dense outlined").classes("grow").mark(f"{self.marker}-property")
+
+                async def show() -> None:
+                    text = (name.value or "").strip()
+                    if not text or not PROP_NAME.fullmatch(text):
+                        ui.notify("Enter a property name", type="warning")
+                        return
+                    dimension = PROPS_PREFIX + text
+                    self.tabs[f"Property {text}"] = dimension
+                    await self.switch(dimension)
+
+                name.on("keydown.enter", show)
+                ui.button("Show", on_click=show).props("flat dense no-caps").mark(
+                    f"{self.marker}-property-show")
 
     async def load(self) -> None:
         """Ask the engine for the top 10 and show them (a spinner meanwhile)."""

@@ -70,6 +70,7 @@ class Dashboard:
             for title, marker, tabs in REPORTS:
                 self.cards.append(BreakdownCard(title, tabs, self.ask, self.report_body,
                                                 self.filter_link, report_metrics, marker))
+        self.cards[-1].add_property_picker()  # goals and their properties
 
     def controls(self) -> None:
         """Period picker with previous/next, custom range, and the comparison."""
