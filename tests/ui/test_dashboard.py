@@ -199,3 +199,14 @@ async def test_goal_properties_break_down_and_filter(signed_in: Any, website: An
     user.find("free").click()
     await user.should_see("Property plan is free", retries=SLOW)
     await figure(user, "stat-visitors", "2")
+
+
+@pytest.mark.asyncio
+async def test_realtime_in_the_period_picker_opens_the_live_view(signed_in: Any,
+                                                                 website: Any) -> None:
+    user = signed_in
+    await user.open(dashboard_url(website))
+    await figure(user, "stat-visitors", "0")
+    [picker] = user.find(marker="period").elements
+    picker.set_value("realtime")
+    await user.should_see("Example · live", retries=SLOW)

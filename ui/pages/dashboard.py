@@ -76,7 +76,9 @@ class Dashboard:
         """Period picker with previous/next, custom range, and the comparison."""
         state, website_id = self.state, self.website.id
         with ui.row().classes("w-full items-center gap-2").mark("period-bar"):
-            ui.select(PERIODS, value=state.period, label="Period",
+            picker = {"day": PERIODS["day"], "yesterday": PERIODS["yesterday"],
+                      "realtime": "Realtime", **PERIODS}
+            ui.select(picker, value=state.period, label="Period",
                       on_change=lambda e: self.choose_period(e.value)).props(
                 "dense outlined").classes("min-w-[11rem]").mark("period")
             first, last = self.days()
@@ -119,6 +121,9 @@ class Dashboard:
         """Go to ``period`` (a custom range first shows its date fields)."""
         if period == "custom":
             self.custom.set_visibility(True)
+            return
+        if period == "realtime":  # the live view is the dashboard's Realtime tab
+            ui.navigate.to(f"/websites/{self.website.id}/live")
             return
         ui.navigate.to(self.state.url(self.website.id, period=period, first=None, last=None))
 
