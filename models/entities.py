@@ -210,7 +210,8 @@ class Event(BaseModel):
         indexes = (
             (("website", "ts"), False),
             (("website", "id"), False),
-            (("website", "pathname", "ts"), False),  # reports filtered by page (migration 4)
+            # reports filtered by page: the visits with a view of it, from the index alone
+            (("website", "pathname", "ts", "visit_id"), False),  # migration 5
         )
 
     @property
@@ -323,4 +324,11 @@ def add_page_index(db: peewee.Database) -> None:
                    'ON "event" ("website_id", "pathname", "ts")')
 
 
-MIGRATIONS = [create_schema, add_visits, add_rollups, add_page_index]
+def widen_page_index(db: peewee.Database) -> None:
+    """Migration 5: the page index also holds each event's visit (index-only page filters)."""
+    db.execute_sql('DROP INDEX IF EXISTS "event_website_id_pathname_ts"')
+    db.execute_sql('CREATE INDEX IF NOT EXISTS "event_website_id_pathname_ts_visit_id" '
+                   'ON "event" ("website_id", "pathname", "ts", "visit_id")')
+
+
+MIGRATIONS = [create_schema, add_visits, add_rollups, add_page_index, widen_page_index]

@@ -218,6 +218,12 @@ def test_event_filters_count_matching_events_only(services: Any, website: Websit
                 filters=[["is", "event:page", ["/pricing"]]]) == [[1, 1, 1, 0]]
     assert rows(website, metrics=["pageviews"], dimensions=["event:page"],
                 filters=[["is", "visit:source", ["google"]]]) == [["/", 1], ["/pricing", 1]]
+    # Without pageviews or events the visits come from the page index alone: same visits.
+    assert rows(website, metrics=["visitors", "visits", "bounce_rate", "visit_duration"],
+                filters=[["is", "event:page", ["/pricing"]]]) == [[1, 1, 0, 300]]
+    assert rows(website, metrics=["visitors", "visits", "bounce_rate"],
+                dimensions=["visit:source"], filters=[["is_not", "event:page", ["/pricing"]]]
+                ) == [["direct", 1, 1, 100], ["google", 1, 1, 0], ["twitter", 1, 1, 100]]
 
 
 def test_order_and_pagination(services: Any, website: Website) -> None:
@@ -325,6 +331,8 @@ async def test_the_http_api(http_client: Any, base_url: str, website: Website,
 QUERIES: list[dict[str, Any]] = [
     {"metrics": ALL},
     {"metrics": ALL, "filters": [["is", "event:page", ["/pricing"]]]},
+    {"metrics": ["visitors", "bounce_rate"], "dimensions": ["visit:country"],
+     "filters": [["contains", "event:page", ["pric"]]]},
     {"metrics": ["visitors", "pageviews", "events"], "dimensions": ["event:page"]},
     {"metrics": ["visitors", "visits", "bounce_rate", "visit_duration"],
      "dimensions": ["visit:source", "time:hour"]},

@@ -127,6 +127,7 @@ def test_migration_builds_visits_of_events_stored_before(settings: Any) -> None:
                  ev(website.id, 12, path="/x", visitor="w")])
     # Back to the first schema: no visits table, no visit_id column, version 1.
     db.drop_tables([Visit])
+    db.execute_sql('DROP INDEX "event_website_id_pathname_ts_visit_id"')
     run_migration(SchemaMigrator.from_database(db).drop_column("event", "visit_id"))
     SchemaVersion.update(version=1).execute()
     migrate(MIGRATIONS)
