@@ -77,5 +77,12 @@ async def test_clicking_a_source_filters_every_report(tmp_path: Path) -> None:
             await page.reload()  # the filter lives in the URL
             await expect(page.get_by_text("Channel is Organic Social")).to_be_visible()
             await expect(visitors).to_have_text("1")
+            await page.keyboard.press("w")  # Plausible's shortcut: last 7 days
+            await page.wait_for_url("**period=7d**", timeout=PATIENCE_MS)
+            await expect(page.get_by_text("Channel is Organic Social")).to_be_visible()
+            await expect(visitors).to_have_text("1")
+            await page.keyboard.press("ArrowLeft")  # the 7 days before: nothing
+            await page.wait_for_url("**period=custom**", timeout=PATIENCE_MS)
+            await expect(visitors).to_have_text("0")
             shot: Any = tmp_path / "dashboard.png"
             await page.screenshot(path=str(shot), full_page=True)

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from fastapi import Request
 from nicegui import ui
+from nicegui.events import KeyEventArguments
 
 from backend.services import Services
 from models.entities import Website
@@ -39,6 +40,9 @@ from ui.pages.live import website_not_found, website_zone
 from ui.session import require_user, website_for
 
 log = logging.getLogger("pulse.panel.dashboard")
+
+SHORTCUTS = {"d": "day", "e": "yesterday", "r": "realtime", "w": "7d", "f": "28d", "t": "30d",
+             "n": "91d", "m": "month", "p": "last_month", "y": "year", "l": "12mo", "a": "all"}
 
 class Dashboard:
     """One open dashboard: its state, its widgets, and the questions it asks the engine."""
@@ -94,6 +98,7 @@ class Dashboard:
                       on_change=lambda e: ui.navigate.to(
                           state.url(website_id, compare=e.value))).props(
                 "dense outlined").classes("min-w-[11rem]").mark("compare")
+        ui.keyboard(on_key=self.on_key, ignore=["input", "select", "button", "textarea"])
         self.custom = ui.row().classes("items-end gap-2")
         self.custom.set_visibility(state.period == "custom")
         with self.custom:
@@ -116,6 +121,19 @@ class Dashboard:
                     state, period="custom", first=first_day, last=last_day).url(website_id))
 
             ui.button("Apply", on_click=apply).mark("custom-apply")
+
+    def on_key(self, event: KeyEventArguments) -> None:
+        """Plausible's shortcuts: ← → previous/next period, and a letter per period."""
+        modifiers = event.modifiers
+        if not event.action.keydown or modifiers.ctrl or modifiers.alt or modifiers.meta:
+            return
+        first, last = self.days()
+        if (event.key.arrow_left or event.key.arrow_right) and first and last \
+                and self.state.period not in ("all", "24h"):
+            direction = -1 if event.key.arrow_left else 1
+            ui.navigate.to(shifted(self.state, first, last, direction).url(self.website.id))
+        elif str(event.key.name).lower() in SHORTCUTS and not modifiers.shift:
+            self.choose_period(SHORTCUTS[str(event.key.name).lower()])
 
     def choose_period(self, period: str) -> None:
         """Go to ``period`` (a custom range first shows its date fields)."""
