@@ -191,7 +191,8 @@ def rebuild_visits(page: int = 5000) -> int:
                     by_visit[event.visit_id].append(row["id"])
             for visit_id, ids in by_visit.items():
                 for chunk in _chunks(ids, _LOOKUP_CHUNK):
-                    Event.update(visit_id=visit_id).where(Event.id.in_(chunk)).execute()
+                    Event.update(visit_id=visit_id).where(  # ids may be per website
+                        (Event.website == website_id) & Event.id.in_(chunk)).execute()
                 attached += len(ids)
             after = (rows[-1]["ts"], rows[-1]["id"])
     return attached
