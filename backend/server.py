@@ -7,6 +7,7 @@ import asyncio
 import logging
 import signal
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import tornado.httpserver
@@ -18,6 +19,7 @@ from backend.bus import Bus, DropPublishes, InProcessBus
 from backend.handlers.base import JSONErrorHandler, hide_client_addresses
 from backend.handlers.compat import PlausibleEventHandler, UmamiSendHandler
 from backend.handlers.live import LiveStreamHandler
+from backend.handlers.stats_api import StatsQueryHandler
 from backend.handlers.status import HealthHandler, MetricsHandler, TrackerScriptHandler
 from backend.handlers.track import TrackHandler
 from backend.ingest.enrichment import Enricher, VisitorHasher
@@ -31,8 +33,10 @@ from backend.services import Services
 from backend.settings import Settings
 from backend.tracker_script import tracker_script
 from models import setup_database
-from models.entities import Salt, Website
+from models.entities import Salt, Website, now_ms
 from models.reports import events_after, events_since, last_seq, last_seqs
+from models.retention import delete_old_events
+from models.stats.rollups import build_pending
 
 log = logging.getLogger("pulse")
 access_log = logging.getLogger("pulse.access")
@@ -104,6 +108,7 @@ def make_app(services: Services, fallback: list[Any] | None = None) -> tornado.w
         (r"/web/analytics/track", TrackHandler, deps),
         (r"/api/event", PlausibleEventHandler, deps),
         (r"/api/send", UmamiSendHandler, deps),
+        (r"/api/v2/query", StatsQueryHandler, deps),
         (r"/admin/analytics/live", LiveStreamHandler, deps),
         (r"/js/pulse(?:\.([0-9a-f]{8,64}))?\.js", TrackerScriptHandler,
          {"script": tracker_script()}),
@@ -154,6 +159,9 @@ class PulseServer:
         self._tasks.append(asyncio.create_task(
             self._every(max(0.05, self.services.settings.sse_heartbeat / 3),
                         self.services.streams.beat)))
+        self._tasks.append(asyncio.create_task(self._rollups()))
+        if self.settings.retention_days > 0:
+            self._tasks.append(asyncio.create_task(self._retention()))
 
     def on_stop(self, callback: Callable[[], Any]) -> None:
         """Run ``callback`` (sync or async) during shutdown, after the writer drained."""
@@ -179,6 +187,34 @@ class PulseServer:
                     await result
             except Exception:
                 log.exception("periodic job %s failed", getattr(job, "__name__", job))
+
+    async def _rollups(self, period: float = 60.0) -> None:
+        """Every minute, build the daily rollups of days that closed, in a thread."""
+        while True:
+            try:
+                built = await asyncio.to_thread(build_pending, datetime.now(UTC))
+                if built:
+                    log.info("rollups: built %d days", built)
+            except Exception:
+                log.exception("building rollups failed")
+            await asyncio.sleep(period)
+
+    async def _retention(self, period: float = 3600.0) -> None:
+        """Every hour, delete raw events past PULSE_RETENTION_DAYS in small batches, each in a
+        thread (off the loop), yielding to the writer between batches."""
+        while True:
+            before = now_ms() - self.settings.retention_days * 86_400_000
+            removed = 0
+            try:
+                while (count := await asyncio.to_thread(delete_old_events, before)) > 0:
+                    removed += count
+                    await asyncio.sleep(0.05)
+            except Exception:
+                log.exception("deleting old events failed")
+            if removed:
+                log.info("retention: deleted %d events older than %d days", removed,
+                         self.settings.retention_days)
+            await asyncio.sleep(period)
 
     def request_stop(self) -> None:
         """Ask the server to shut down (signal handlers call this)."""

@@ -64,6 +64,8 @@ class Settings:
         False, "Take the client IP from X-Forwarded-For / X-Real-IP (behind a reverse proxy)."
     )
     log_level: str = _setting("INFO", "Logging level (DEBUG, INFO, WARNING, ERROR).")
+    retention_days: int = _setting(
+        0, "Delete raw events older than this many days (0: keep all); visits keep reports.")
 
     @property
     def database(self) -> str:

@@ -10,6 +10,7 @@ from models.entities import (
     Salt,
     Session,
     User,
+    Visit,
     Website,
     now_ms,
 )
@@ -24,6 +25,6 @@ def setup_database(url: str) -> None:
 
 __all__ = [
     "ApiToken", "BaseModel", "Event", "EventCounter", "EventRecord", "Membership", "NewEvent",
-    "Salt", "Session", "User", "Website", "database", "migrate", "now_ms", "open_database",
-    "setup_database",
+    "Salt", "Session", "User", "Visit", "Website", "database", "migrate", "now_ms",
+    "open_database", "setup_database",
 ]

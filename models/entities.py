@@ -224,11 +224,14 @@ class Event(BaseModel):
     revenue_amount = peewee.DecimalField(max_digits=20, decimal_places=6, null=True,
                                          auto_round=False)
     revenue_currency = peewee.CharField(max_length=3, null=True)  # ISO 4217
+    visit_id = peewee.BigIntegerField(null=True)  # models.visits.Visit; null before migration 5
 
     class Meta:
         indexes = (
             (("website", "ts"), False),
             (("website", "seq"), True),
+            # reports filtered by page: the visits with a view of it, from the index alone
+            (("website", "pathname", "ts", "visit_id"), False),  # migration 8
         )
 
     @property
@@ -262,8 +265,75 @@ class EventCounter(BaseModel):
     last_seq = peewee.BigIntegerField(default=0)
 
 
+class Visit(BaseModel):
+    """One visit: a visitor's events at most 30 minutes apart, kept up to date by the writer
+    (models.visits.update_visits) in the transaction that stores the events."""
+
+    id = peewee.BigAutoField()
+    website = peewee.ForeignKeyField(Website, backref="visits", on_delete="CASCADE",
+                                     index=False)
+    visitor_id = peewee.CharField(max_length=64)
+    start_ts = peewee.BigIntegerField()  # UTC ms of the first event
+    end_ts = peewee.BigIntegerField()  # UTC ms of the last event (engagement included)
+    entry_page = peewee.CharField(max_length=2048)
+    exit_page = peewee.CharField(max_length=2048)
+    pageviews = peewee.IntegerField(default=0)
+    events = peewee.IntegerField(default=0)  # pageviews and custom events, not engagement
+    interactions = peewee.IntegerField(default=0)  # interactive custom events
+    bounce = peewee.IntegerField(default=1)  # 1: at most one pageview, no interactive event
+    duration = peewee.BigIntegerField(default=0)  # ms, end − start; 0 for a bounce
+    source = peewee.CharField(max_length=100, default="direct")
+    referrer = peewee.CharField(max_length=2048, default="")
+    channel = peewee.CharField(max_length=32, default="Direct")
+    utm_source = peewee.CharField(max_length=100, default="")
+    utm_medium = peewee.CharField(max_length=100, default="")
+    utm_campaign = peewee.CharField(max_length=100, default="")
+    utm_term = peewee.CharField(max_length=100, default="")
+    utm_content = peewee.CharField(max_length=100, default="")
+    country = peewee.CharField(max_length=2, default="")
+    device = peewee.CharField(max_length=16, default="")
+    browser = peewee.CharField(max_length=64, default="")
+    os = peewee.CharField(max_length=64, default="")
+
+    class Meta:
+        indexes = (
+            (("website", "start_ts"), False),
+            (("website", "visitor_id", "end_ts"), False),
+        )
+
+
+class Rollup(BaseModel):
+    """Daily totals of one website per dimension value (models.stats.rollups): what the
+    reports of closed days read instead of raw visits and events."""
+
+    website = peewee.ForeignKeyField(Website, on_delete="CASCADE", index=False)
+    day = peewee.IntegerField()  # days since 1970-01-01 in the website's time zone
+    dimension = peewee.CharField(max_length=32)  # "" for the day's totals, else visit:… event:…
+    value = peewee.CharField(max_length=2048, default="")
+    visitors = peewee.IntegerField(default=0)
+    visits = peewee.IntegerField(default=0)
+    pageviews = peewee.IntegerField(default=0)
+    events = peewee.IntegerField(default=0)
+    bounces = peewee.IntegerField(default=0)
+    duration = peewee.BigIntegerField(default=0)
+    visit_pageviews = peewee.IntegerField(default=0)
+    persistent = peewee.IntegerField(default=0)  # visitors whose id is not a daily one
+
+    class Meta:
+        indexes = ((("website", "dimension", "day"), False),)
+
+
+class RollupProgress(BaseModel):
+    """How far a website's rollups are built: every day before ``built_until``, in ``timezone``."""
+
+    website = peewee.ForeignKeyField(Website, primary_key=True, on_delete="CASCADE")
+    timezone = peewee.CharField(max_length=64)
+    built_until = peewee.IntegerField()  # day number (exclusive)
+
+
 MODELS: list[type[BaseModel]] = [
-    User, Website, Membership, ApiToken, Session, Salt, Event, EventCounter,
+    User, Website, Membership, ApiToken, Session, Salt, Event, EventCounter, Visit, Rollup,
+    RollupProgress,
 ]
 
 
@@ -316,4 +386,37 @@ def add_user_theme(db: peewee.Database) -> None:
                                                                      default="auto")))
 
 
-MIGRATIONS = [create_schema, add_event_sequence, add_event_interactive_and_revenue, add_user_theme]
+def add_visits(db: peewee.Database) -> None:
+    """Migration 5: visits (with UTM and channel) and each event's visit, rebuilt from the
+    events already stored."""
+    from models.visits import rebuild_visits
+
+    if "visit_id" not in _column_names(db, Event._meta.table_name):
+        alter_tables(SchemaMigrator.from_database(db).add_column(
+            Event._meta.table_name, "visit_id", Event.visit_id))
+    db.create_tables([Visit], safe=True)
+    rebuild_visits()
+
+
+def add_rollups(db: peewee.Database) -> None:
+    """Migration 6: daily rollups (built by a background task from the visits and events)."""
+    db.create_tables([Rollup, RollupProgress], safe=True)
+
+
+def add_page_index(db: peewee.Database) -> None:
+    """Migration 7: an index for reports filtered by page (event:page)."""
+    db.execute_sql('CREATE INDEX IF NOT EXISTS "event_website_id_pathname_ts" '
+                   'ON "event" ("website_id", "pathname", "ts")')
+
+
+def widen_page_index(db: peewee.Database) -> None:
+    """Migration 8: the page index also holds each event's visit (index-only page filters)."""
+    db.execute_sql('DROP INDEX IF EXISTS "event_website_id_pathname_ts"')
+    db.execute_sql('CREATE INDEX IF NOT EXISTS "event_website_id_pathname_ts_visit_id" '
+                   'ON "event" ("website_id", "pathname", "ts", "visit_id")')
+
+
+MIGRATIONS = [
+    create_schema, add_event_sequence, add_event_interactive_and_revenue, add_user_theme,
+    add_visits, add_rollups, add_page_index, widen_page_index,
+]

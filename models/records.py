@@ -12,6 +12,8 @@ from functools import lru_cache
 from operator import attrgetter
 from typing import Any
 
+from models.channels import NO_CAMPAIGN, Campaign
+
 SENT = {"sent": True}  # a field the tracker sends: the tracking endpoint accepts it by name
 
 
@@ -45,6 +47,9 @@ class EventFields:
     # A decimal number as text ("15.99") with its ISO 4217 currency; public as ``revenue``.
     revenue_amount: str | None = field(default=None, metadata={"public": False, "decimal": True})
     revenue_currency: str | None = field(default=None, metadata={"public": False})
+    # The visit this event belongs to: set by models.visits.update_visits in the writer's
+    # transaction, just before the event is stored.
+    visit_id: int | None = field(default=None, metadata={"public": False})
 
 
 EVENT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(EventFields))
@@ -87,6 +92,15 @@ class _Numbered:
 @dataclass(slots=True, frozen=True)
 class NewEvent(EventFields):
     """A validated, enriched event waiting to be stored (it has no id yet)."""
+
+    # Not columns of the event: the landing page's campaign and channel, kept on the visit.
+    campaign: Campaign = NO_CAMPAIGN
+    channel: str = "Direct"
+
+    def set_visit(self, visit_id: int | None) -> None:
+        """Attach the event to its visit (the one field set after the event was made: the
+        writer's transaction finds the visit just before it stores the event)."""
+        object.__setattr__(self, "visit_id", visit_id)
 
     def values(self) -> tuple[Any, ...]:
         """The column values of this event, in ``EVENT_FIELDS`` order."""

@@ -86,6 +86,22 @@ def test_b5_window_smoke(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_b8_reports_smoke(tmp_path: Path) -> None:
+    data = run_bench(tmp_path, "b8_reports.py", "--events", "20000", "--days", "10",
+                     "--rounds", "1", "--repeat", "1", "--db", str(tmp_path / "b8.db"))
+    summary = data["summary"]
+    assert summary["events"] > 10_000 and summary["rollup_days"] >= 9
+    assert summary["engine_ms"] > 0 and summary["plain_group_by_ms"] > 0
+    assert summary["page_filter_ms"] > 0 and summary["store"] == "sqlite"
+
+
+@pytest.mark.slow
+def test_b8_visits_ingest_smoke(tmp_path: Path) -> None:
+    data = run_bench(tmp_path, "b8_visits_ingest.py", "--rounds", "1", "--events", "1000")
+    assert data["summary"]["visits_eps"] > 0 and data["summary"]["baseline_eps"] > 0
+
+
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed")
 def test_b1_ingest_smoke(tmp_path: Path) -> None:
     data = run_bench(tmp_path, "b1_ingest.py", "--rounds", "1", "--seconds", "2",

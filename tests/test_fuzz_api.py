@@ -592,5 +592,6 @@ def test_the_spec_is_valid_openapi_and_names_every_public_route() -> None:
 
     validate(SPEC)
     assert set(SPEC["paths"]) == {TRACK, LIVE, "/js/pulse.js", "/js/pulse.{version}.js",
-                                  "/api/event", "/api/send", "/healthz", "/metrics"}
+                                  "/api/event", "/api/send", "/healthz", "/metrics",
+                                  "/api/v2/query"}
     assert set(SPEC["paths"][TRACK]) == {"post", "options"}

@@ -16,6 +16,7 @@ from crawlerdetect import CrawlerDetect
 from publicsuffixlist import PublicSuffixList
 
 from backend.ingest.validation import TrackPayload
+from models.channels import campaign_of, channel_of, implied_source
 from models.records import NewEvent
 
 _crawlers = CrawlerDetect()
@@ -190,7 +191,10 @@ class Enricher:
             device = device_from_width(payload.screen_width)
         visitor_id = payload.visitor_id or self.hasher.visitor_id(
             payload.website_id, ip, user_agent)
-        source = campaign_source(payload.query) or source_of(payload.referrer, payload.hostname)
+        campaign = campaign_of(payload.query)
+        source = (campaign.utm_source or source_of(payload.referrer, payload.hostname))
+        if source == "direct":
+            source = implied_source(campaign) or source
         return NewEvent(
             website_id=payload.website_id,
             ts=ts,
@@ -212,4 +216,6 @@ class Enricher:
             interactive=payload.interactive,
             revenue_amount=payload.revenue_amount,
             revenue_currency=payload.revenue_currency,
+            campaign=campaign,
+            channel=channel_of(source, campaign),
         )

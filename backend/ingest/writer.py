@@ -18,6 +18,7 @@ from backend.metrics import Metrics
 from models.db import database
 from models.entities import Event
 from models.records import EVENT_FIELDS, EventRecord, NewEvent
+from models.visits import update_visits
 
 log = logging.getLogger("pulse.writer")
 
@@ -83,12 +84,12 @@ def _chunks(count: int, limit: int) -> list[int]:
     return sizes
 
 
-def _insert_sqlite(db: peewee.SqliteDatabase, events: Sequence[NewEvent]) -> list[int]:
+def _insert_sqlite(db: peewee.SqliteDatabase, events: Sequence[NewEvent],
+                   seqs: Sequence[int]) -> None:
     """Multi-row ``INSERT`` statements: one ``sqlite3_step`` per statement instead of one per
     row. Each step lets go of the GIL, and getting it back from a busy event loop (the writer
     thread competes with it for the GIL and the core) can take a switch interval; peewee's
     query builder would cost more GIL time still."""
-    seqs = next_seqs(db, events)
     values = [(*e.values(), seq) for e, seq in zip(events, seqs, strict=True)]
     connection = db.connection()
     limit = min(MAX_ROWS_PER_STATEMENT,
@@ -98,17 +99,16 @@ def _insert_sqlite(db: peewee.SqliteDatabase, events: Sequence[NewEvent]) -> lis
         params = [v for row in values[start:start + size] for v in row]
         connection.execute(_sqlite_insert(size), params)
         start += size
-    return seqs
 
 
 _COPY = 'COPY "{}" ({}) FROM STDIN'.format(
     Event._meta.table_name, ", ".join(f'"{column}"' for column in _COLUMNS))
 
 
-def _insert_postgres(db: peewee.PostgresqlDatabase, events: Sequence[NewEvent]) -> list[int]:
+def _insert_postgres(db: peewee.PostgresqlDatabase, events: Sequence[NewEvent],
+                     seqs: Sequence[int]) -> None:
     """``COPY … FROM STDIN``: of multi-row ``INSERT``, ``executemany`` and ``unnest`` the
     fastest for batches of 50 and 500 events, and as fast for one (bench/b9_pg_writer.py)."""
-    seqs = next_seqs(db, events)
     try:
         with db.connection().cursor() as cursor, cursor.copy(_COPY) as copy:
             for event, seq in zip(events, seqs, strict=True):
@@ -117,18 +117,23 @@ def _insert_postgres(db: peewee.PostgresqlDatabase, events: Sequence[NewEvent]) 
         raise peewee.IntegrityError(str(exc)) from exc
     except psycopg.Error as exc:
         raise peewee.OperationalError(str(exc)) from exc
-    return seqs
 
 
 def _insert(db: peewee.Database, events: Sequence[NewEvent]) -> list[int]:
-    """Store ``events`` in the current transaction; return their sequence numbers."""
-    if isinstance(db, peewee.SqliteDatabase):
-        return _insert_sqlite(db, events)
-    if isinstance(db, peewee.PostgresqlDatabase):
-        return _insert_postgres(db, events)
+    """Store ``events`` (and their visits) in the current transaction; return their sequence
+    numbers."""
+    # The counters first: the transaction's first statement is a write, so on SQLite it takes
+    # the write lock at once (waiting for it under busy_timeout) instead of reading first and
+    # failing to upgrade while another writer holds it.
     seqs = next_seqs(db, events)
-    Event.insert_many([e.row() | {"seq": seq} for e, seq in zip(events, seqs, strict=True)]
-                      ).execute()
+    update_visits(events)
+    if isinstance(db, peewee.SqliteDatabase):
+        _insert_sqlite(db, events, seqs)
+    elif isinstance(db, peewee.PostgresqlDatabase):
+        _insert_postgres(db, events, seqs)
+    else:
+        Event.insert_many([e.row() | {"seq": seq} for e, seq in zip(events, seqs, strict=True)]
+                          ).execute()
     return seqs
 
 
@@ -153,6 +158,8 @@ def store_batch(events: Sequence[NewEvent]) -> list[int | None]:
                 with db.atomic():
                     stored = _insert(db, [events[i] for i in indexes])
             except (peewee.IntegrityError, sqlite3.IntegrityError):
+                for index in indexes:
+                    events[index].set_visit(None)  # rolled back with the events
                 continue
             for index, seq in zip(indexes, stored, strict=True):
                 seqs[index] = seq

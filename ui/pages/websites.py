@@ -67,12 +67,14 @@ def register(services: Services) -> None:
 
 
 def website_card(services: Services, website: Website) -> None:
-    """One website of the list: name, domain, current visitors, Live and Settings."""
+    """One website of the list: name (to its dashboard), domain, current visitors, Live and
+    Settings."""
     settings_url = f"/websites/{website.id}"
     with ui.card().classes("w-full").mark(f"website-{website.id}"), \
             ui.row().classes("w-full items-center justify-between"):
         with ui.column().classes("gap-0"):
-            ui.link(website.name, settings_url).classes("text-lg font-medium no-underline")
+            ui.link(website.name, f"{settings_url}/dashboard").classes(
+                "text-lg font-medium no-underline").mark(f"dashboard-{website.id}")
             ui.label(website.domain).classes("text-sm text-slate-500")
         with ui.row().classes("items-center gap-4"):
             CurrentVisitors(services.hub, website.id)
