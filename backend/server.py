@@ -13,6 +13,8 @@ import tornado.httpserver
 import tornado.netutil
 import tornado.web
 
+from backend.alerts.delivery import DeliveryQueue, SmtpConfig
+from backend.alerts.engine import AlertEngine
 from backend.auth import LoginThrottle
 from backend.handlers.base import JSONErrorHandler, hide_client_addresses
 from backend.handlers.live import LiveStreamHandler
@@ -46,6 +48,9 @@ def build_services(settings: Settings) -> Services:
               load_since=events_since, load_after=events_after, start_floor=last_id)
     writer = EventWriter(hub.publish, metrics, batch_size=settings.batch_size,
                          batch_delay=settings.batch_delay_ms / 1000)
+    smtp = SmtpConfig.parse(settings.smtp_url, settings.smtp_from)
+    alerts = AlertEngine(hub, DeliveryQueue(smtp), settings.base_url)
+    alerts.load()
     return Services(
         settings=settings,
         metrics=metrics,
@@ -57,6 +62,7 @@ def build_services(settings: Settings) -> Services:
         ip_limiter=RateLimiter(settings.rate_per_ip),
         website_limiter=RateLimiter(settings.rate_per_website),
         login_throttle=LoginThrottle(settings.login_attempts),
+        alerts=alerts,
     )
 
 
@@ -114,6 +120,7 @@ class PulseServer:
         self.port = sockets[0].getsockname()[1]
         self.http.add_sockets(sockets)
         self._tasks.append(asyncio.create_task(self._every(1.0, self.services.hub.tick)))
+        self._tasks.append(asyncio.create_task(self._every(1.0, self.services.alerts.tick)))
         self._tasks.append(asyncio.create_task(
             self._every(max(0.05, self.services.settings.sse_heartbeat / 3),
                         self.services.streams.beat)))
@@ -154,6 +161,8 @@ class PulseServer:
         await self.services.writer.close()
         for task in self._tasks:
             task.cancel()
+        self.services.alerts.close()
+        await self.services.alerts.deliveries.close()
         for callback in self._on_stop:
             result = callback()
             if asyncio.iscoroutine(result):

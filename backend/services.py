@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from backend.alerts.engine import AlertEngine
 from backend.auth import LoginThrottle
 from backend.ingest.enrichment import Enricher
 from backend.ingest.limits import RateLimiter
@@ -29,3 +30,4 @@ class Services:
     ip_limiter: RateLimiter
     website_limiter: RateLimiter
     login_throttle: LoginThrottle
+    alerts: AlertEngine

@@ -53,6 +53,17 @@ class Settings:
         False, "Take the client IP from X-Forwarded-For / X-Real-IP (behind a reverse proxy)."
     )
     log_level: str = _setting("INFO", "Logging level (DEBUG, INFO, WARNING, ERROR).")
+    public_url: str = _setting(
+        "", "Pulse's address as users reach it (links in alerts); empty: http://localhost:PORT.")
+    smtp_url: str = _setting(
+        "", "Mail server for alert emails: smtp://user:pass@host:587 (STARTTLS), smtps://… "
+        "(TLS) or smtp+insecure://host:25 (no TLS); empty: no email.")
+    smtp_from: str = _setting("", "The From address of alert emails (default pulse@<host>).")
+
+    @property
+    def base_url(self) -> str:
+        """Pulse's public address, without a trailing slash."""
+        return self.public_url.rstrip("/") or f"http://localhost:{self.port}"
 
     @property
     def database(self) -> str:

@@ -229,4 +229,11 @@ def create_schema(db: peewee.Database) -> None:
     db.create_tables(MODELS, safe=True)
 
 
-MIGRATIONS = [create_schema]
+def create_alert_tables(db: peewee.Database) -> None:
+    """Migration (issue 11): alert rules, webhooks, deliveries, alert history, share links."""
+    from models.alerts import ALERT_MODELS
+
+    db.create_tables(ALERT_MODELS, safe=True)
+
+
+MIGRATIONS = [create_schema, create_alert_tables]
