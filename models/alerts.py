@@ -256,6 +256,11 @@ def create_rule(website: Website, body: dict[str, Any]) -> AlertRule:
         emails=json.dumps([e.strip().lower() for e in emails]))
 
 
+def delete_rule(rule: AlertRule) -> None:
+    """Delete a rule with its history."""
+    rule.delete_instance(recursive=True)
+
+
 def rules_of(website_id: str) -> list[AlertRule]:
     """The website's alert rules, oldest first."""
     return list(AlertRule.select().where(AlertRule.website == website_id).order_by(AlertRule.id))

@@ -341,7 +341,8 @@ async def test_an_alert_email_reaches_a_real_smtp_server(services: Services,
         mail = message_from_bytes(raw)
         assert mail["From"] == "alerts@pulse.test"
         assert "spike alert fired" in mail["Subject"]
-        assert f"https://pulse.example/websites/{website.id}/live" in mail.get_payload(decode=True).decode()
+        text = mail.get_payload(decode=True).decode()
+        assert f"https://pulse.example/websites/{website.id}/live" in text
     finally:
         engine.close()
         await queue.close()

@@ -15,6 +15,7 @@ from typing import Any, cast
 
 import peewee
 
+import models.alerts
 from backend.alerts.delivery import DeliveryQueue
 from backend.live.hub import Hub, HubMessage
 from models.alerts import AlertHistory, AlertRule, Webhook, rules_of
@@ -112,6 +113,22 @@ class AlertEngine:
                     .order_by(Event.ts).limit(GOAL_SEED_LIMIT).tuples())
             state.times.extend(int(row[0]) for row in cast(Any, rows))
         return state
+
+    def create_rule(self, website: Website, body: dict[str, Any]) -> AlertRule:
+        """Check and store a new rule (``AlertError`` names a bad field) and start watching it."""
+        rule = models.alerts.create_rule(website, body)
+        self.reload(website.id)
+        return rule
+
+    def delete_rule(self, rule: AlertRule) -> None:
+        """Delete a rule and stop watching it."""
+        models.alerts.delete_rule(rule)
+        self.reload(rule.website_id)
+
+    def delete_webhook(self, webhook: Webhook) -> None:
+        """Delete a webhook (rules naming it stop notifying it)."""
+        models.alerts.delete_webhook(webhook)
+        self.reload(webhook.website_id)
 
     def forget(self, website_id: str) -> None:
         """Stop watching a website (its last rule went, or the website did)."""

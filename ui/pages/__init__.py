@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from backend.services import Services
-from ui.pages import live, login, setup, tokens, users, website, websites
+from ui.pages import alerts, live, login, setup, tokens, users, website, websites
 
 
 def register_pages(services: Services) -> None:
@@ -15,3 +15,4 @@ def register_pages(services: Services) -> None:
     tokens.register(services)
     users.register(services)
     live.register(services)
+    alerts.register(services)

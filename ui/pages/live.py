@@ -10,6 +10,7 @@ from nicegui import ui
 
 from backend.services import Services
 from models.entities import User, Website, now_ms
+from ui.components.alert_banner import AlertBanner
 from ui.components.live_state import LiveState
 from ui.components.live_widgets import (
     ActivityFeed,
@@ -116,6 +117,7 @@ def register(services: Services) -> None:
                     ui.label(f"{website.domain} · times in {website.timezone}").classes(
                         "text-sm text-slate-500")
                 ui.link("Website settings", f"/websites/{website.id}").classes("text-sm")
+            AlertBanner(services.alerts, website.id)
             view = LiveView(services, website)
         view.redraw()
         unsubscribe = services.hub.subscribe(website.id, view.state.on_message)

@@ -61,8 +61,12 @@ def register(services: Services) -> None:
                 with ui.row().classes("items-center gap-4"):
                     domain_label = ui.label(website.domain).classes("text-slate-500")
                     CurrentVisitors(services.hub, website.id)
-                ui.button("Live", icon="sensors",
-                          on_click=lambda: ui.navigate.to(f"/websites/{website.id}/live"))
+                with ui.row().classes("gap-2"):
+                    if manager:
+                        ui.button("Alerts", icon="notifications", on_click=lambda: ui.navigate.to(
+                            f"/websites/{website.id}/alerts")).props("outline").mark("alerts")
+                    ui.button("Live", icon="sensors",
+                              on_click=lambda: ui.navigate.to(f"/websites/{website.id}/live"))
 
             with ui.card().classes("w-full"):
                 ui.label("Tracking snippet").classes("text-lg font-semibold")
