@@ -20,6 +20,7 @@ from backend.handlers.base import JSONErrorHandler, hide_client_addresses
 from backend.handlers.live import LiveStreamHandler
 from backend.handlers.status import STATIC_DIR, HealthHandler, MetricsHandler, TrackerScriptHandler
 from backend.handlers.track import TrackHandler
+from backend.http_limits import READ_CAP, LimitedHTTPServer
 from backend.ingest.enrichment import Enricher, VisitorHasher
 from backend.ingest.limits import RateLimiter
 from backend.ingest.websites import WebsiteCache
@@ -113,8 +114,8 @@ class PulseServer:
     async def start(self, fallback: list[Any] | None = None) -> None:
         """Listen on the public port and start the periodic jobs."""
         app = make_app(self.services, fallback)
-        self.http = tornado.httpserver.HTTPServer(
-            app, max_body_size=MAX_REQUEST_BYTES, max_header_size=16_384,
+        self.http = LimitedHTTPServer(  # 414 / 431 past the request line and header limits
+            app, max_body_size=MAX_REQUEST_BYTES, max_header_size=READ_CAP,
             idle_connection_timeout=75, body_timeout=10, xheaders=self.settings.trust_proxy)
         sockets = tornado.netutil.bind_sockets(self.settings.port, self.settings.host)
         self.port = sockets[0].getsockname()[1]

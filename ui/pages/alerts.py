@@ -22,14 +22,14 @@ from models.alerts import (
     webhooks_of,
 )
 from models.entities import User, Website
+from models.websites import can_manage, find_website, website_for
 from ui.components.confirm import confirm
 from ui.components.copyable import copyable
 from ui.components.dates import utc_text
 from ui.components.feedback import error_line, sentence
 from ui.components.not_found import not_found
 from ui.layout import frame
-from ui.pages.website import can_manage
-from ui.session import current_user, signed_out_redirect, website_for
+from ui.session import current_user, signed_out_redirect
 
 log = logging.getLogger("pulse.panel")
 
@@ -89,7 +89,7 @@ class AlertsPage:
 
     def allowed(self) -> bool:
         """Whether the user still owns the website (checked again on every change)."""
-        if Website.get_or_none(Website.id == self.website.id) is None or \
+        if find_website(self.website.id) is None or \
                 not can_manage(self.user, self.website.id):
             ui.notify("You can no longer change this website's alerts.", type="negative")
             return False
