@@ -284,3 +284,55 @@ def deliveries_of(website_id: str, limit: int = 50) -> list[Delivery]:
     """The website's latest deliveries, newest first."""
     return list(Delivery.select().where(Delivery.website == website_id)
                 .order_by(Delivery.id.desc()).limit(limit))
+
+
+# -- share links ------------------------------------------------------------------------------
+MAX_LABEL = 200
+MIN_SHARE_PASSWORD = 8
+
+
+def check_share(label: Any, password: Any) -> tuple[str, str | None]:
+    """A share link's label and password, checked (the password is hashed by the caller)."""
+    if label is None:
+        label = ""
+    if not isinstance(label, str) or len(label.strip()) > MAX_LABEL:
+        raise AlertError("label", f"must be a string of at most {MAX_LABEL} characters")
+    if password is not None and password != "":
+        if not isinstance(password, str) or not MIN_SHARE_PASSWORD <= len(password) <= 256:
+            raise AlertError("password", f"must be null or {MIN_SHARE_PASSWORD} to 256 "
+                             "characters")
+    else:
+        password = None
+    return label.strip(), password
+
+
+def create_share(website: Website, label: str, password_hash: str | None) -> Share:
+    """A new share link of ``website`` with a random, unguessable slug."""
+    return Share.create(website=website, slug=secrets.token_urlsafe(24), label=label,
+                        password_hash=password_hash)
+
+
+def shares_of(website_id: str) -> list[Share]:
+    """The website's live (unrevoked) share links, oldest first."""
+    return list(Share.select().where((Share.website == website_id) & Share.revoked_at.is_null())
+                .order_by(Share.id))
+
+
+def share_of(website_id: str, share_id: Any) -> Share | None:
+    """The website's live share link with this id, or None."""
+    if not isinstance(share_id, int) or isinstance(share_id, bool):
+        return None
+    return Share.get_or_none((Share.id == share_id) & (Share.website == website_id)
+                             & Share.revoked_at.is_null())
+
+
+def share_by_slug(slug: str) -> Share | None:
+    """The live share link with this slug, or None (revoked and unknown look alike)."""
+    if not slug or len(slug) > 64:
+        return None
+    return Share.get_or_none((Share.slug == slug) & Share.revoked_at.is_null())
+
+
+def revoke_share(share: Share) -> None:
+    """Make a share link a 404 from now on."""
+    Share.update(revoked_at=now_ms()).where(Share.id == share.id).execute()

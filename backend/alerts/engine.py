@@ -18,7 +18,7 @@ import peewee
 import models.alerts
 from backend.alerts.delivery import DeliveryQueue
 from backend.live.hub import Hub, HubMessage
-from models.alerts import AlertHistory, AlertRule, Webhook, rules_of
+from models.alerts import AlertHistory, AlertRule, Delivery, Webhook, rules_of
 from models.entities import Event, Website, now_ms
 from models.records import iso_ms
 
@@ -240,11 +240,11 @@ class AlertEngine:
             for address in emails:
                 self.deliveries.email(website_id, address, mail)
 
-    def send_test(self, webhook: Webhook) -> None:
+    def send_test(self, webhook: Webhook) -> Delivery:
         """Queue a test POST to ``webhook`` (state ``test``)."""
         website = Website.get_by_id(webhook.website_id)
         now = self.clock()
-        self.deliveries.webhook(webhook, {
+        return self.deliveries.webhook(webhook, {
             "website_id": website.id, "website": website.domain, "rule_id": None,
             "kind": "test", "state": "test", "value": 0, "threshold": None, "at": iso_ms(now),
             "url": f"{self.base_url}/websites/{website.id}/live"})

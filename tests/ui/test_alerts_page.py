@@ -62,6 +62,7 @@ async def test_an_owner_adds_a_webhook_and_a_rule_and_sends_a_test(
         assert services.alerts.state(rule.id) is None
     finally:
         target.stop()
+        await services.alerts.deliveries.close()
 
 
 @pytest.mark.asyncio
