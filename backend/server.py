@@ -19,6 +19,7 @@ from backend.auth import LoginThrottle
 from backend.handlers.base import JSONErrorHandler, hide_client_addresses
 from backend.handlers.live import LiveStreamHandler
 from backend.handlers.manage_api import manage_routes
+from backend.handlers.share import SLUG, ShareGateHandler
 from backend.handlers.status import STATIC_DIR, HealthHandler, MetricsHandler, TrackerScriptHandler
 from backend.handlers.track import TrackHandler
 from backend.http_limits import READ_CAP, LimitedHTTPServer
@@ -88,6 +89,7 @@ def make_app(services: Services, fallback: list[Any] | None = None) -> tornado.w
         (r"/healthz", HealthHandler, deps),
         (r"/metrics", MetricsHandler, deps),
         *manage_routes(deps),
+        (rf"/share/({SLUG})", ShareGateHandler, deps),
         (r"/(?:web|admin/analytics|api)/.*", JSONErrorHandler, deps),
     ]
     routes += fallback or [(r"/.*", JSONErrorHandler, deps)]

@@ -60,6 +60,8 @@ def register(services: Services) -> None:
                     if manager:
                         ui.button("Alerts", icon="notifications", on_click=lambda: ui.navigate.to(
                             f"/websites/{website.id}/alerts")).props("outline").mark("alerts")
+                        ui.button("Share", icon="share", on_click=lambda: ui.navigate.to(
+                            f"/websites/{website.id}/shares")).props("outline").mark("shares")
                     ui.button("Live", icon="sensors",
                               on_click=lambda: ui.navigate.to(f"/websites/{website.id}/live"))
 
