@@ -17,6 +17,7 @@ from backend.alerts.delivery import DeliveryQueue, SmtpConfig
 from backend.alerts.engine import AlertEngine
 from backend.auth import LoginThrottle
 from backend.handlers.base import JSONErrorHandler, hide_client_addresses
+from backend.handlers.embed import embed_routes
 from backend.handlers.live import LiveStreamHandler
 from backend.handlers.manage_api import manage_routes
 from backend.handlers.share import SLUG, ShareGateHandler
@@ -27,6 +28,7 @@ from backend.ingest.enrichment import Enricher, VisitorHasher
 from backend.ingest.limits import RateLimiter
 from backend.ingest.websites import WebsiteCache
 from backend.ingest.writer import EventWriter
+from backend.live.counter import LiveCounters
 from backend.live.hub import Hub
 from backend.live.sse import LiveStreams
 from backend.metrics import Metrics
@@ -66,6 +68,7 @@ def build_services(settings: Settings) -> Services:
         website_limiter=RateLimiter(settings.rate_per_website),
         login_throttle=LoginThrottle(settings.login_attempts),
         alerts=alerts,
+        counters=LiveCounters(hub),
     )
 
 
@@ -90,6 +93,7 @@ def make_app(services: Services, fallback: list[Any] | None = None) -> tornado.w
         (r"/metrics", MetricsHandler, deps),
         *manage_routes(deps),
         (rf"/share/({SLUG})", ShareGateHandler, deps),
+        *embed_routes(deps),
         (r"/(?:web|admin/analytics|api)/.*", JSONErrorHandler, deps),
     ]
     routes += fallback or [(r"/.*", JSONErrorHandler, deps)]
@@ -126,6 +130,7 @@ class PulseServer:
         self.http.add_sockets(sockets)
         self._tasks.append(asyncio.create_task(self._every(1.0, self.services.hub.tick)))
         self._tasks.append(asyncio.create_task(self._every(1.0, self.services.alerts.tick)))
+        self._tasks.append(asyncio.create_task(self._every(1.0, self.services.counters.flush)))
         self._tasks.append(asyncio.create_task(
             self._every(max(0.05, self.services.settings.sse_heartbeat / 3),
                         self.services.streams.beat)))
@@ -163,6 +168,7 @@ class PulseServer:
         if self.http is not None:
             self.http.stop()
         self.services.streams.close_all()
+        self.services.counters.close_all()
         await self.services.writer.close()
         for task in self._tasks:
             task.cancel()

@@ -10,6 +10,7 @@ from backend.ingest.enrichment import Enricher
 from backend.ingest.limits import RateLimiter
 from backend.ingest.websites import WebsiteCache
 from backend.ingest.writer import EventWriter
+from backend.live.counter import LiveCounters
 from backend.live.hub import Hub
 from backend.live.sse import LiveStreams
 from backend.metrics import Metrics
@@ -31,3 +32,4 @@ class Services:
     website_limiter: RateLimiter
     login_throttle: LoginThrottle
     alerts: AlertEngine
+    counters: LiveCounters

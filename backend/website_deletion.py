@@ -16,6 +16,7 @@ async def delete_website(services: Services, website_id: str) -> int:
     """Delete a website with everything stored and kept for it; return the events removed."""
     services.streams.close_website(website_id, "deleted")
     services.alerts.forget(website_id)
+    services.counters.close_website(website_id)
     services.hub.forget_website(website_id)
     removed = await asyncio.get_running_loop().run_in_executor(
         None, websites.delete_website, website_id)

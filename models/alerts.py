@@ -155,7 +155,17 @@ class Share(BaseModel):
                 "password": self.password_hash is not None, "created_at": self.created_at}
 
 
-ALERT_MODELS: list[type[BaseModel]] = [Webhook, AlertRule, AlertHistory, Delivery, Share]
+class Embed(BaseModel):
+    """Whether a website's live counter may be embedded on other sites (off until turned on)."""
+
+    website = peewee.ForeignKeyField(Website, primary_key=True, backref="embed",
+                                     on_delete="CASCADE")
+    website_id: str
+    enabled = peewee.BooleanField(default=False)
+    updated_at = peewee.BigIntegerField(default=now_ms)
+
+
+ALERT_MODELS: list[type[BaseModel]] = [Webhook, AlertRule, AlertHistory, Delivery, Share, Embed]
 
 
 def share_url(base_url: str, slug: str) -> str:
@@ -336,3 +346,18 @@ def share_by_slug(slug: str) -> Share | None:
 def revoke_share(share: Share) -> None:
     """Make a share link a 404 from now on."""
     Share.update(revoked_at=now_ms()).where(Share.id == share.id).execute()
+
+
+# -- the embeddable live counter ---------------------------------------------------------------
+def counter_enabled(website_id: str) -> bool:
+    """Whether the website's live counter is on."""
+    if not website_id or len(website_id) > 64:
+        return False
+    return Embed.select().where((Embed.website == website_id) & Embed.enabled).exists()
+
+
+def set_counter(website: Website, enabled: bool) -> None:
+    """Turn the website's live counter on or off."""
+    Embed.insert(website=website, enabled=enabled, updated_at=now_ms()).on_conflict(
+        conflict_target=[Embed.website],
+        update={Embed.enabled: enabled, Embed.updated_at: now_ms()}).execute()

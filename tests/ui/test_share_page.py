@@ -10,7 +10,7 @@ import tornado.web
 
 from backend.auth import hash_password
 from backend.handlers.share import share_cookie_name, share_cookie_value
-from models.alerts import Share, create_share, revoke_share
+from models.alerts import Share, counter_enabled, create_share, revoke_share
 from models.entities import now_ms
 from models.records import NewEvent
 from models.websites import create_website
@@ -87,3 +87,16 @@ async def test_an_owner_creates_and_revokes_a_link(signed_in: Any, website: Any)
     user.find(marker="confirm").click()
     await user.should_see("No share links.")
     await eventually(lambda: Share.get_by_id(share.id).revoked_at is not None)
+
+
+@pytest.mark.asyncio
+async def test_an_owner_turns_the_live_counter_on_and_off(signed_in: Any, website: Any) -> None:
+    await signed_in.open(f"/websites/{website.id}/shares")
+    await signed_in.should_not_see(marker="counter-snippet")
+    signed_in.find(marker="counter-switch").click()
+    await signed_in.should_see(marker="counter-snippet")
+    await signed_in.should_see(f"/embed/{website.id}/counter.js")
+    assert counter_enabled(website.id)
+    signed_in.find(marker="counter-switch").click()
+    await signed_in.should_not_see(marker="counter-snippet")
+    assert not counter_enabled(website.id)

@@ -1,5 +1,6 @@
 """Share links: the public, read-only live view behind a link (``/share/{slug}/live``, no
-account), and the owners' page that creates and revokes links (``/websites/{id}/shares``)."""
+account), and the owners' page that creates and revokes links and turns the embeddable live
+counter on or off (``/websites/{id}/shares``)."""
 
 from __future__ import annotations
 
@@ -11,13 +12,16 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from nicegui import ui
 
 from backend.auth import hash_password
+from backend.handlers.embed import counter_snippets
 from backend.handlers.share import PAGE, share_cookie_name, share_unlocked
 from backend.services import Services
 from models.alerts import (
     AlertError,
     check_share,
+    counter_enabled,
     create_share,
     revoke_share,
+    set_counter,
     share_by_slug,
     share_of,
     share_url,
@@ -94,14 +98,16 @@ def register(services: Services) -> None:
         if website is None or not can_manage(user, website.id):
             not_found(user, NOT_FOUND)
             return None
-        SharesPage(user, website, services.settings.public_url or request_origin(request))
+        SharesPage(services, user, website,
+                   services.settings.public_url or request_origin(request))
         return None
 
 
 class SharesPage:
     """The widgets of one open share links page."""
 
-    def __init__(self, user: User, website: Website, base_url: str) -> None:
+    def __init__(self, services: Services, user: User, website: Website, base_url: str) -> None:
+        self.services = services
         self.user = user
         self.website = website
         self.base_url = base_url
@@ -123,6 +129,15 @@ class SharesPage:
             with ui.card().classes("w-full gap-2"):
                 ui.label("Share links").classes("text-lg font-semibold")
                 self.share_list()
+            with ui.card().classes("w-full gap-2"):
+                ui.label("Embeddable live counter").classes("text-lg font-semibold")
+                ui.label("Puts \"N people on this site now\" on any page, updated live. Off, "
+                         "its address answers 404; on, it gives anyone the number of current "
+                         "visitors and nothing else.").classes("text-sm text-slate-600")
+                ui.switch("Live counter on", value=counter_enabled(website.id),
+                          on_change=lambda e: self.toggle_counter(bool(e.value))) \
+                    .mark("counter-switch")
+                self.counter_snippets()
 
     @ui.refreshable_method
     def share_list(self) -> None:
@@ -141,6 +156,24 @@ class SharesPage:
                         .classes("text-sm text-slate-500 font-mono break-all")
                 ui.button("Revoke", on_click=lambda s=share.id: self.revoke(s)) \
                     .props("flat dense color=negative").mark(f"revoke-share-{share.id}")
+
+    @ui.refreshable_method
+    def counter_snippets(self) -> None:
+        if not counter_enabled(self.website.id):
+            return
+        for name, snippet in counter_snippets(self.base_url, self.website.id).items():
+            ui.label(name.capitalize()).classes("text-sm font-medium")
+            copyable(snippet, "counter-snippet")
+
+    def toggle_counter(self, enabled: bool) -> None:
+        if not self.allowed():
+            return
+        set_counter(self.website, enabled)
+        if not enabled:
+            self.services.counters.close_website(self.website.id)
+        log.info("live counter of %s turned %s in the panel", self.website.id,
+                 "on" if enabled else "off")
+        self.counter_snippets.refresh()
 
     def allowed(self) -> bool:
         if find_website(self.website.id) is None or not can_manage(self.user, self.website.id):
