@@ -119,3 +119,12 @@ def test_b3_idle_smoke(tmp_path: Path) -> None:
         run = data["rounds"][0][target]
         assert run["connected"] == 30 and run["closed_early"] == 0, run
         assert run["rss_end_kb"] > 0
+
+
+@pytest.mark.slow
+def test_b6_counter_smoke(tmp_path: Path) -> None:
+    data = run_bench(tmp_path, "b6_counter.py", "--streams", "20", "--seconds", "3")
+    run = data["rounds"][0]
+    assert run["connected"] == 20 and run["closed_early"] == 0, run
+    assert run["frames_per_stream_min"] == run["frames_per_stream_max"] >= 2, run
+    assert run["non_202"] == 0
