@@ -128,3 +128,9 @@ def test_b6_counter_smoke(tmp_path: Path) -> None:
     assert run["connected"] == 20 and run["closed_early"] == 0, run
     assert run["frames_per_stream_min"] == run["frames_per_stream_max"] >= 2, run
     assert run["non_202"] == 0
+
+
+@pytest.mark.slow
+def test_b7_alert_latency_smoke(tmp_path: Path) -> None:
+    data = run_bench(tmp_path, "b7_alert_latency.py", "--rounds", "2", "--threshold", "2")
+    assert data["summary"]["rounds"] == 2 and data["summary"]["all_signed"] is True
