@@ -86,3 +86,21 @@ async def test_the_script_and_the_frame(http_client: Any, base_url: str, website
     assert dark.headers["Content-Type"].startswith("text/html")
     assert b"#1e293b" in dark.body
     assert f"/embed/{website.id}/count".encode() in dark.body
+
+
+@pytest.mark.gen_test
+async def test_the_counter_answers_as_documented(http_client: Any, base_url: str,
+                                                 website: Any) -> None:
+    from tests.openapi_check import check_response
+    from tests.server_support import Response
+
+    for enabled in (False, True):
+        set_counter(website, enabled)
+        for path, template in (("/count.json", "/embed/{website_id}/count.json"),
+                               ("/counter.js", "/embed/{website_id}/counter.js"),
+                               ("", "/embed/{website_id}")):
+            response = await http_client.fetch(f"{base_url}/embed/{website.id}{path}",
+                                               raise_error=False)
+            check_response(template, "GET", Response(
+                response.code, response.reason or "",
+                {k.lower(): v for k, v in response.headers.get_all()}, response.body or b""))

@@ -219,3 +219,17 @@ async def test_a_webhook_test_is_queued_and_listed(api: Api, website: Any,
     assert [d["id"] for d in deliveries] == [queued["delivery_id"]]
     assert deliveries[0]["channel"] == "webhook"
     await services.alerts.deliveries.close()
+
+
+@pytest.mark.gen_test
+async def test_the_live_counter_is_turned_on_and_off(api: Api, stranger: Api, website: Any,
+                                                     base_url: str) -> None:
+    path = f"/api/v1/websites/{website.id}/counter"
+    assert (await api("GET", path))[1] == {"enabled": False,
+                                            "url": f"{base_url}/embed/{website.id}"}
+    status, error = await api("PUT", path, {"enabled": "yes"})
+    assert (status, error) == (400, {"error": "enabled: must be true or false"})
+    assert (await api("PUT", path, {"enabled": True}))[1]["enabled"] is True
+    assert (await stranger("PUT", path, {"enabled": False}))[0] == 404
+    assert (await api("GET", path))[1]["enabled"] is True
+    assert (await api("PUT", path, {"enabled": False}))[1]["enabled"] is False

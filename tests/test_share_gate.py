@@ -11,10 +11,17 @@ import pytest
 from backend.auth import hash_password
 from models.alerts import create_share, revoke_share
 from models.websites import create_website
+from tests.openapi_check import check_response
+from tests.server_support import Response
 
 
 async def fetch(http_client: Any, url: str, **kwargs: Any) -> Any:
-    return await http_client.fetch(url, follow_redirects=False, raise_error=False, **kwargs)
+    """Fetch without following redirects; check the answer against docs/openapi.yaml."""
+    response = await http_client.fetch(url, follow_redirects=False, raise_error=False, **kwargs)
+    check_response("/share/{slug}", kwargs.get("method", "GET"), Response(
+        response.code, response.reason or "",
+        {k.lower(): v for k, v in response.headers.get_all()}, response.body or b""))
+    return response
 
 
 @pytest.mark.gen_test

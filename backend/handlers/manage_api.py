@@ -18,6 +18,7 @@ from models.accounts import AccessError, active_tokens, issue_token, revoke_toke
 from models.alerts import (
     AlertError,
     check_share,
+    counter_enabled,
     create_share,
     create_webhook,
     deliveries_of,
@@ -25,6 +26,7 @@ from models.alerts import (
     revoke_share,
     rule_of,
     rules_of,
+    set_counter,
     share_of,
     shares_of,
     webhook_of,
@@ -352,6 +354,29 @@ class ShareHandler(ManageHandler):
         self.no_content()
 
 
+class CounterHandler(ManageHandler):
+    """``/api/v1/websites/{id}/counter``: the embeddable live counter, on or off."""
+
+    def _state(self, website: Website) -> dict[str, Any]:
+        return {"enabled": counter_enabled(website.id),
+                "url": f"{self.base_url()}/embed/{website.id}"}
+
+    def get(self, website_id: str) -> None:
+        """Whether the counter is on, and where it lives."""
+        self.reply(200, self._state(self.website(website_id, manage=True)))
+
+    def put(self, website_id: str) -> None:
+        """Turn it on or off: ``{"enabled": true|false}`` (off ends the open counters)."""
+        website = self.website(website_id, manage=True)
+        enabled = self.body().get("enabled")
+        if not isinstance(enabled, bool):
+            raise ApiError(400, "enabled: must be true or false")
+        set_counter(website, enabled)
+        if not enabled:
+            self.services.counters.close_website(website.id)
+        self.reply(200, self._state(website))
+
+
 class TokensHandler(ManageHandler):
     """``/api/v1/tokens``: the user's API tokens; create one (its text is shown once)."""
 
@@ -404,6 +429,7 @@ def manage_routes(deps: dict[str, Any]) -> list[tuple[str, type[ManageHandler], 
         (site + r"/deliveries", DeliveriesHandler, deps),
         (site + r"/shares", SharesHandler, deps),
         (site + r"/shares/([0-9]{1,18})", ShareHandler, deps),
+        (site + r"/counter", CounterHandler, deps),
         (r"/api/v1/tokens", TokensHandler, deps),
         (r"/api/v1/tokens/([0-9]{1,18})", TokenHandler, deps),
     ]
