@@ -233,12 +233,16 @@ class AlertEngine:
         if hooks:
             for webhook in Webhook.select().where((Webhook.id.in_(hooks))
                                                   & (Webhook.website == website_id)):
-                self.deliveries.webhook(webhook, payload)
-        emails = rule.email_list()
-        if emails:
-            mail = dict(payload, rule=rule.describe())
-            for address in emails:
+                try:
+                    self.deliveries.webhook(webhook, payload)
+                except Exception:  # one notification's failure never costs the others
+                    log.exception("queueing a webhook of rule %s failed", rule.id)
+        mail = dict(payload, rule=rule.describe())
+        for address in rule.email_list():
+            try:
                 self.deliveries.email(website_id, address, mail)
+            except Exception:
+                log.exception("queueing an email of rule %s failed", rule.id)
 
     def send_test(self, webhook: Webhook) -> Delivery:
         """Queue a test POST to ``webhook`` (state ``test``)."""
