@@ -3,7 +3,18 @@
 from __future__ import annotations
 
 from backend.services import Services
-from ui.pages import alerts, live, login, setup, share, tokens, users, website, websites
+from ui.pages import (
+    alerts,
+    live,
+    login,
+    overview,
+    setup,
+    share,
+    tokens,
+    users,
+    website,
+    websites,
+)
 
 
 def register_pages(services: Services) -> None:
@@ -17,3 +28,4 @@ def register_pages(services: Services) -> None:
     live.register(services)
     alerts.register(services)
     share.register(services)
+    overview.register(services)

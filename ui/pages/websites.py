@@ -56,7 +56,11 @@ def register(services: Services) -> None:
             with ui.row().classes("w-full items-center justify-between"):
                 ui.label(f"{len(websites)} website{'' if len(websites) == 1 else 's'}") \
                     .classes("text-sm text-slate-500")
-                ui.button("Add website", icon="add", on_click=dialog.open).mark("add-website")
+                with ui.row().classes("items-center gap-2"):
+                    ui.link("All websites, live", "/overview").classes("text-sm") \
+                        .mark("overview-link")
+                    ui.button("Add website", icon="add", on_click=dialog.open) \
+                        .mark("add-website")
             if not websites:
                 ui.label("No websites yet. Add one to get its tracking snippet.") \
                     .classes("text-slate-500")
