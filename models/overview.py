@@ -9,7 +9,7 @@ from typing import Any, cast
 
 import peewee
 
-from models.entities import Event, User, Website, now_ms
+from models.entities import Event, Membership, User, Website, now_ms
 
 SPARK_MINUTES = 30
 
@@ -35,10 +35,12 @@ def websites_summary(user: User, window_ms: int, now: int | None = None) -> list
     """Every website ``user`` is a member of, with its current visitors (distinct sessions in
     the live window) and pageviews per minute over the last 30 minutes."""
     now = now_ms() if now is None else now
-    rows = {w.id: SiteSummary(w.id, w.name, w.domain) for w in Website.visible_to(user)}
+    websites = (Website.select(Website.id, Website.name, Website.domain).join(Membership)
+                .where(Membership.user == user).tuples())
+    rows = {wid: SiteSummary(wid, name, domain) for wid, name, domain in cast(Any, websites)}
     if not rows:
         return []
-    ids = list(rows)
+    ids = Membership.select(Membership.website).where(Membership.user == user)
     last_minute = now // 60_000
     since = (last_minute - SPARK_MINUTES + 1) * 60_000
     minute = Event.ts / 60_000  # integer division in SQLite and PostgreSQL alike
