@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import getpass
 import logging
 import sys
@@ -14,7 +15,8 @@ from backend.server import PulseServer
 from backend.settings import Settings, SettingsError, settings_help
 from backend.workers import Supervisor, check_workers
 from models import setup_database
-from models.entities import ApiToken, User
+from models.accounts import accounts_exist, issue_token
+from models.entities import User
 from models.websites import WebsiteError, create_website
 
 log = logging.getLogger("pulse")
@@ -24,6 +26,8 @@ async def serve(settings: Settings, ready: Callable[[PulseServer], None] | None 
                 worker: int | None = None, panel_port: int = 0) -> None:
     """Run Pulse until SIGTERM or SIGINT (as worker ``worker`` of several, if given: the
     public port is shared, and the panel runs in worker 0 on ``panel_port``)."""
+    if worker:  # alerts are evaluated and sent once, by worker 0 (the panel's)
+        settings = dataclasses.replace(settings, alerts=False)
     server = PulseServer(settings, reuse_port=worker is not None)
     if worker:
         from backend.handlers.panel_proxy import panel_routes
@@ -85,7 +89,7 @@ def cmd_create_user(args: argparse.Namespace) -> int:
     """``pulse create-user EMAIL``."""
     settings = _settings(args)
     _open_db(settings)
-    is_admin = args.admin or not User.select().exists()
+    is_admin = args.admin or not accounts_exist()
     user = create_user(args.email, _read_password(args), is_admin=is_admin)
     print(f"created {'admin ' if user.is_admin else ''}user {user.email}")
     return 0
@@ -113,7 +117,7 @@ def cmd_create_token(args: argparse.Namespace) -> int:
     user = User.by_email(args.email)
     if user is None:
         raise AccountError(f"no user with the email {args.email}")
-    _, token = ApiToken.issue(user, args.name or "")
+    _, token = issue_token(user, args.name or "")
     print(token)
     return 0
 

@@ -14,18 +14,25 @@ import tornado.httpserver
 import tornado.netutil
 import tornado.web
 
+from backend.alerts.delivery import DeliveryQueue, SmtpConfig
+from backend.alerts.engine import AlertEngine
 from backend.auth import LoginThrottle
 from backend.bus import Bus, DropPublishes, InProcessBus
 from backend.handlers.base import JSONErrorHandler, hide_client_addresses
 from backend.handlers.compat import PlausibleEventHandler, UmamiSendHandler
+from backend.handlers.embed import embed_routes
 from backend.handlers.live import LiveStreamHandler
+from backend.handlers.manage_api import manage_routes
+from backend.handlers.share import SLUG, ShareGateHandler
 from backend.handlers.stats_api import StatsQueryHandler
 from backend.handlers.status import HealthHandler, MetricsHandler, TrackerScriptHandler
 from backend.handlers.track import TrackHandler
+from backend.http_limits import READ_CAP, LimitedHTTPServer
 from backend.ingest.enrichment import Enricher, VisitorHasher
 from backend.ingest.limits import RateLimiter
 from backend.ingest.websites import WebsiteCache
 from backend.ingest.writer import EventWriter
+from backend.live.counter import LiveCounters
 from backend.live.hub import EventStore, Hub
 from backend.live.sse import LiveStreams
 from backend.metrics import Metrics
@@ -39,6 +46,8 @@ from models.retention import delete_old_events
 from models.stats.rollups import build_pending
 
 log = logging.getLogger("pulse")
+
+CLUSTER_RULES_RELOAD = 5.0  # seconds: alert rules changed through another instance apply
 access_log = logging.getLogger("pulse.access")
 
 MAX_REQUEST_BYTES = 1_048_576
@@ -56,6 +65,10 @@ def build_services(settings: Settings) -> Services:
     bus = build_bus(settings, hub)
     writer = EventWriter(bus.publish, metrics, batch_size=settings.batch_size,
                          batch_delay=settings.batch_delay_ms / 1000)
+    smtp = SmtpConfig.parse(settings.smtp_url, settings.smtp_from)
+    alerts = AlertEngine(hub, DeliveryQueue(smtp), settings.base_url, enabled=settings.alerts,
+                         reload_every=CLUSTER_RULES_RELOAD if settings.redis_url else 0.0)
+    alerts.load()
     return Services(
         settings=settings,
         metrics=metrics,
@@ -68,6 +81,8 @@ def build_services(settings: Settings) -> Services:
         ip_limiter=RateLimiter(settings.rate_per_ip),
         website_limiter=RateLimiter(settings.rate_per_website),
         login_throttle=LoginThrottle(settings.login_attempts),
+        alerts=alerts,
+        counters=LiveCounters(hub),
     )
 
 
@@ -114,6 +129,9 @@ def make_app(services: Services, fallback: list[Any] | None = None) -> tornado.w
          {"script": tracker_script()}),
         (r"/healthz", HealthHandler, deps),
         (r"/metrics", MetricsHandler, deps),
+        *manage_routes(deps),
+        (rf"/share/({SLUG})", ShareGateHandler, deps),
+        *embed_routes(deps),
         (r"/(?:web|admin/analytics|api)/.*", JSONErrorHandler, deps),
     ]
     routes += fallback or [(r"/.*", JSONErrorHandler, deps)]
@@ -143,8 +161,8 @@ class PulseServer:
     async def start(self, fallback: list[Any] | None = None) -> None:
         """Listen on the public port and start the periodic jobs."""
         app = make_app(self.services, fallback)
-        self.http = tornado.httpserver.HTTPServer(
-            app, max_body_size=MAX_REQUEST_BYTES, max_header_size=16_384,
+        self.http = LimitedHTTPServer(  # 414 / 431 past the request line and header limits
+            app, max_body_size=MAX_REQUEST_BYTES, max_header_size=READ_CAP,
             idle_connection_timeout=75, body_timeout=10, xheaders=self.settings.trust_proxy)
         sockets = tornado.netutil.bind_sockets(self.settings.port, self.settings.host,
                                                reuse_port=self.reuse_port)
@@ -156,6 +174,8 @@ class PulseServer:
         await services.bus.start(services.hub.publish, committed)
         self._tasks.append(asyncio.create_task(self._every(1.0, self.services.hub.tick)))
         self._tasks.append(asyncio.create_task(self._every(CHECK_SECONDS, self.check)))
+        self._tasks.append(asyncio.create_task(self._every(1.0, self.services.alerts.tick)))
+        self._tasks.append(asyncio.create_task(self._every(1.0, self.services.counters.flush)))
         self._tasks.append(asyncio.create_task(
             self._every(max(0.05, self.services.settings.sse_heartbeat / 3),
                         self.services.streams.beat)))
@@ -237,10 +257,13 @@ class PulseServer:
         if self.http is not None:
             self.http.stop()
         self.services.streams.close_all()
+        self.services.counters.close_all()
         await self.services.writer.close()
         await self.services.bus.close()
         for task in self._tasks:
             task.cancel()
+        self.services.alerts.close()
+        await self.services.alerts.deliveries.close()
         for callback in self._on_stop:
             result = callback()
             if asyncio.iscoroutine(result):

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from backend.alerts.engine import AlertEngine
 from backend.auth import LoginThrottle
 from backend.bus import Bus
 from backend.ingest.enrichment import Enricher
 from backend.ingest.limits import RateLimiter
 from backend.ingest.websites import WebsiteCache
 from backend.ingest.writer import EventWriter
+from backend.live.counter import LiveCounters
 from backend.live.hub import Hub
 from backend.live.sse import LiveStreams
 from backend.metrics import Metrics
@@ -31,3 +33,5 @@ class Services:
     ip_limiter: RateLimiter
     website_limiter: RateLimiter
     login_throttle: LoginThrottle
+    alerts: AlertEngine
+    counters: LiveCounters

@@ -66,6 +66,20 @@ class Settings:
     log_level: str = _setting("INFO", "Logging level (DEBUG, INFO, WARNING, ERROR).")
     retention_days: int = _setting(
         0, "Delete raw events older than this many days (0: keep all); visits keep reports.")
+    public_url: str = _setting(
+        "", "Pulse's address as users reach it (links in alerts); empty: http://localhost:PORT.")
+    smtp_url: str = _setting(
+        "", "Mail server for alert emails: smtp://user:pass@host:587 (STARTTLS), smtps://… "
+        "(TLS) or smtp+insecure://host:25 (no TLS); empty: no email.")
+    smtp_from: str = _setting("", "The From address of alert emails (default pulse@<host>).")
+    alerts: bool = _setting(
+        True, "Evaluate alert rules and send their notifications in this process (in a cluster "
+        "of several instances, keep it on in exactly one).")
+
+    @property
+    def base_url(self) -> str:
+        """Pulse's public address, without a trailing slash."""
+        return self.public_url.rstrip("/") or f"http://localhost:{self.port}"
 
     @property
     def database(self) -> str:

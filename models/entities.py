@@ -416,7 +416,14 @@ def widen_page_index(db: peewee.Database) -> None:
                    'ON "event" ("website_id", "pathname", "ts", "visit_id")')
 
 
+def create_alert_tables(db: peewee.Database) -> None:
+    """Migration 9: alert rules, webhooks, deliveries, alert history, share links."""
+    from models.alerts import ALERT_MODELS
+
+    db.create_tables(ALERT_MODELS, safe=True)
+
+
 MIGRATIONS = [
     create_schema, add_event_sequence, add_event_interactive_and_revenue, add_user_theme,
-    add_visits, add_rollups, add_page_index, widen_page_index,
+    add_visits, add_rollups, add_page_index, widen_page_index, create_alert_tables,
 ]

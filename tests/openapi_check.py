@@ -49,7 +49,17 @@ def _schema_validator(schema: dict[str, Any]) -> Any:
         if ref not in _VALIDATORS:
             _VALIDATORS[ref] = validator(ref)
         return _VALIDATORS[ref]
-    return _Validator(schema, registry=_REGISTRY)
+    return _Validator(_anchored(schema), registry=_REGISTRY)
+
+
+def _anchored(node: Any) -> Any:
+    """An inline schema whose ``#/…`` references point into the spec (not into itself)."""
+    if isinstance(node, dict):
+        return {k: (_BASE + v if k == "$ref" and isinstance(v, str) and v.startswith("#/")
+                    else _anchored(v)) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_anchored(v) for v in node]
+    return node
 
 
 def _resolve(node: dict[str, Any]) -> dict[str, Any]:

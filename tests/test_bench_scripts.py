@@ -15,6 +15,7 @@ import pytest
 
 from bench.common import nchan_available, parse_wrk
 from bench.sse_load import PLAIN_PATTERN, PULSE_PATTERN, SubscriberProtocol, Totals
+from tests.required_tools import require_tool
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -103,7 +104,10 @@ def test_b8_visits_ingest_smoke(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed")
+
+
 def test_b1_ingest_smoke(tmp_path: Path) -> None:
+    require_tool(shutil.which("wrk") is not None, "wrk is missing (make tools)")
     data = run_bench(tmp_path, "b1_ingest.py", "--rounds", "1", "--seconds", "2",
                      "--warmup", "1", "--connections", "4", "--subscribers", "3")
     baseline, pulse = data["rounds"][0]["baseline"], data["rounds"][0]["pulse"]
@@ -114,8 +118,8 @@ def test_b1_ingest_smoke(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not nchan_available(), reason="nginx with nchan is not installed")
 def test_b2_fanout_smoke(tmp_path: Path) -> None:
+    require_tool(nchan_available(), "nginx with nchan is missing (make tools)")
     data = run_bench(tmp_path, "b2_fanout.py", "--rounds", "1", "--subscribers", "4",
                      "--sample", "2", "--rate", "20", "--seconds", "1", "--drain", "5")
     for target in ("pulse", "nchan"):
@@ -126,8 +130,8 @@ def test_b2_fanout_smoke(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not nchan_available(), reason="nginx with nchan is not installed")
 def test_b3_idle_smoke(tmp_path: Path) -> None:
+    require_tool(nchan_available(), "nginx with nchan is missing (make tools)")
     data = run_bench(tmp_path, "b3_idle.py", "--rounds", "1", "--streams", "30",
                      "--seconds", "1")
     for target in ("pulse", "nchan"):
@@ -172,3 +176,17 @@ def test_b6_workers_smoke(tmp_path: Path, postgres_url: str, redis_target: Any) 
         assert row[key]["requests"] > 0 and row[key]["non_2xx"] == 0, row[key]
         assert row[key]["subscribers"]["connected"] == 3
     assert "ratio_median" in data["summary"]
+
+
+def test_b10_counters_smoke(tmp_path: Path) -> None:
+    data = run_bench(tmp_path, "b10_counters.py", "--streams", "20", "--seconds", "3")
+    run = data["rounds"][0]
+    assert run["connected"] == 20 and run["closed_early"] == 0, run
+    assert run["frames_per_stream_min"] == run["frames_per_stream_max"] >= 2, run
+    assert run["non_202"] == 0
+
+
+@pytest.mark.slow
+def test_b11_alert_latency_smoke(tmp_path: Path) -> None:
+    data = run_bench(tmp_path, "b11_alert_latency.py", "--rounds", "2", "--threshold", "2")
+    assert data["summary"]["rounds"] == 2 and data["summary"]["all_signed"] is True

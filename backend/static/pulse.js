@@ -128,6 +128,20 @@
   d.addEventListener('click', onClick, true);
   d.addEventListener('auxclick', onClick, true);
 
+  // data-errors: uncaught errors as js_error events (message, file without query, line,
+  // column; nothing else), each distinct one once per page view, at most 10 per page view.
+  if (flag('errors')) {
+    var errPage, errSeen;
+    w.addEventListener('error', function (e) {
+      if (e.message === undefined) return;
+      if (path() !== errPage) { errPage = path(); errSeen = []; }
+      var p = { message: String(e.message).slice(0, 300),
+        file: String(e.filename || '').split(/[?#]/)[0].slice(0, 300),
+        line: e.lineno | 0, column: e.colno | 0 };
+      var key = p.message + p.file + p.line + ':' + p.column;
+      if (errSeen.length < 10 && errSeen.indexOf(key) < 0) errSeen.push(key) && send('js_error', p);
+    });
+  }
   log('initialized', { website_id: site, endpoint: endpoint, tracking: reason || 'on' });
   // window.pulse('signup', {props: {plan: 'pro'}}), also for calls queued before this loaded:
   // they go out once the first pageview has been answered, so it is always the visit's first.

@@ -3,7 +3,18 @@
 from __future__ import annotations
 
 from backend.services import Services
-from ui.pages import dashboard, live, login, setup, tokens, users, website, websites
+from ui.pages import (
+    alerts,
+    dashboard,
+    live,
+    login,
+    setup,
+    share,
+    tokens,
+    users,
+    website,
+    websites,
+)
 
 
 def register_pages(services: Services) -> None:
@@ -16,3 +27,5 @@ def register_pages(services: Services) -> None:
     users.register(services)
     live.register(services)
     dashboard.register(services)
+    alerts.register(services)
+    share.register(services)
