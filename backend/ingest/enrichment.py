@@ -46,6 +46,14 @@ def is_bot(user_agent: str) -> bool:
     return bool(_crawlers.isCrawler(user_agent))
 
 
+def warm_up() -> None:
+    """Build the crawler regex and the User-Agent parser now (about half a second), at start,
+    rather than during the first tracked event, on the event loop."""
+    sample = "Mozilla/5.0 (X11; Linux x86_64) Pulse warm-up"
+    _crawlers.isCrawler(sample)
+    describe_agent(sample)
+
+
 @lru_cache(maxsize=8192)
 def describe_agent(user_agent: str) -> tuple[str, str, str]:
     """(browser, os, device) from a User-Agent; device is desktop, mobile or tablet."""
