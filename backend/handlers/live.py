@@ -6,6 +6,8 @@ import asyncio
 import logging
 import re
 
+import tornado.web
+
 from backend.handlers.base import ApiError, BaseHandler
 from backend.live.hub import HubMessage, encode_event, encode_frame
 from backend.live.sse import REPLAY_DRAIN_TIMEOUT, LiveStream, SocketWriter, frames_after
@@ -33,12 +35,16 @@ class LiveStreamHandler(BaseHandler):
         """Authenticate, check membership, send the headers, the connected frame and any replay,
         then hand the connection to the website's channel."""
         services = self.services
-        website_id = self.get_query_argument("website_id", "").strip()
+        try:
+            asked: str | None = self.get_query_argument("website_id", "").strip()
+        except tornado.web.HTTPError:  # not UTF-8: a 400, once the credentials were checked
+            asked = None
         # The look-ups (and a token's last-use UPDATE) run in a worker thread, never here.
-        user, access = await self.authenticate_for(website_id)
+        user, access = await self.authenticate_for(asked)
         if user is None:
             raise ApiError(401, "authentication required: a Bearer token or a panel session",
                            {"WWW-Authenticate": 'Bearer realm="pulse"'})
+        website_id = self.get_query_argument("website_id", "").strip()
         if not website_id:
             raise ApiError(400, "website_id: is required")
         if access == "missing":
