@@ -45,7 +45,8 @@ def build_services(settings: Settings) -> Services:
     metrics = Metrics()
     last_id = Event.select(Event.id).order_by(Event.id.desc()).scalar() or 0
     hub = Hub(window_seconds=settings.live_window, replay_buffer=settings.replay_buffer,
-              load_since=events_since, load_after=events_after, start_floor=last_id)
+              load_since=events_since, load_after=events_after, start_floor=last_id,
+              live_max_bytes=settings.live_max_bytes)
     writer = EventWriter(hub.publish, metrics, batch_size=settings.batch_size,
                          batch_delay=settings.batch_delay_ms / 1000)
     return Services(

@@ -39,6 +39,8 @@ class Settings:
     batch_delay_ms: float = _setting(2.0, "…or once the oldest waiting event is this many ms old.")
     replay_limit: int = _setting(1000, "Most events replayed to an SSE client after Last-Event-ID.")
     replay_buffer: int = _setting(2000, "Recent events kept in memory per website for replay.")
+    live_max_bytes: int = _setting(
+        67_108_864, "Bytes one website's live window may hold (visitors, sessions, 30-min chart).")
     sse_max_backlog: int = _setting(
         1_048_576, "Bytes an SSE client may fall behind before it is disconnected."
     )

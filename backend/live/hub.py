@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import orjson
 
-from backend.live.stats import HISTORY_MINUTES, LiveStats
+from backend.live.stats import DEFAULT_MAX_BYTES, HISTORY_MINUTES, LiveStats
 from models.entities import now_ms
 from models.records import EventRecord
 
@@ -78,8 +78,10 @@ class Hub:
         load_since: Callable[[str, int, int], list[EventRecord]] | None = None,
         load_after: Callable[[str, int, int], list[EventRecord]] | None = None,
         start_floor: int = 0,
+        live_max_bytes: int = DEFAULT_MAX_BYTES,
     ) -> None:
         self.window_ms = int(window_seconds * 1000)
+        self.live_max_bytes = live_max_bytes
         self._replay_size = replay_buffer
         self._load_since = load_since
         self._load_after = load_after
@@ -153,7 +155,7 @@ class Hub:
         """The live window of a website, seeded from the database on first use."""
         stats = self._stats.get(website_id)
         if stats is None:
-            stats = LiveStats(website_id, self.window_ms)
+            stats = LiveStats(website_id, self.window_ms, self.live_max_bytes)
             if self._load_since is not None:
                 since = now_ms() - max(self.window_ms, HISTORY_MINUTES * 60_000)
                 stats.add_all(self._load_since(website_id, since, SEED_LIMIT))
@@ -184,7 +186,7 @@ class Hub:
             seed = await asyncio.get_running_loop().run_in_executor(
                 None, self._load_since, website_id, since, SEED_LIMIT)
             if website_id not in self._stats:
-                stats = LiveStats(website_id, self.window_ms)
+                stats = LiveStats(website_id, self.window_ms, self.live_max_bytes)
                 stats.add_all(seed)
                 stats.add_all(pending)
                 stats.expire(now_ms())
