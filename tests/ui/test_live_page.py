@@ -77,6 +77,8 @@ async def test_the_page_follows_new_events_without_a_reload(user: Any, signed_in
     await services.writer.write(new_event(website.id, "/blog", "v3", event_type="signup",
                                           props={"plan": "pro"}))
     await user.should_see("2 viewing", retries=WAIT)
+    # The two events may be drawn in two redraws: wait for the later one's mark.
+    await user.should_see(marker="live-current", content="3", retries=WAIT)
     assert text_of(user, "live-current") == "3"
     assert text_of(user, "live-unique") == "3"
     assert text_of(user, "active-page-0") == "/pricing | 2 viewing"
