@@ -58,3 +58,22 @@ def test_events_are_deleted_in_batches_of_short_transactions(website: Any,
     assert websites.delete_website(website.id, batch=10, pause=0) == 25
     # Events left when each transaction began: 25, 15, 5, then the website with what is left.
     assert transactions == [25, 15, 5, 0]
+
+
+def test_batched_deletion_on_postgresql(postgres_url: str) -> None:
+    from models import setup_database
+
+    setup_database(postgres_url)
+    try:
+        doomed = create_website("doomed.example")
+        kept = create_website("kept.example")
+        rows = [{"website": site.id, "ts": i, "event_type": "pageview", "pathname": f"/{i}",
+                 "visitor_id": "v", "session_id": "s"} for site in (doomed, kept)
+                for i in range(25)]
+        Event.insert_many(rows).execute()
+        assert websites.delete_website(doomed.id, batch=10, pause=0) == 25
+        assert Website.get_or_none(Website.id == doomed.id) is None
+        assert Event.select().where(Event.website == kept.id).count() == 25
+        assert Event.select().count() == 25
+    finally:
+        websites.database.obj.close()
