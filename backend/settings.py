@@ -50,6 +50,8 @@ class Settings:
     workers: int = _setting(1, "Processes serving the public port (needs PostgreSQL and Redis).")
     fault_drop_publish: str = _setting(
         "", "Testing only: never publish events whose path starts with this (a lost publish).")
+    live_max_bytes: int = _setting(
+        67_108_864, "Bytes one website's live window may hold (visitors, sessions, 30-min chart).")
     sse_max_backlog: int = _setting(
         1_048_576, "Bytes an SSE client may fall behind before it is disconnected."
     )

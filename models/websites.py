@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from typing import Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -135,6 +136,16 @@ def website_for(user: User, website_id: str) -> Website | None:
     if len(website_id) > 64 or not Membership.allows(user, website_id):
         return None
     return Website.get_or_none(Website.id == website_id)
+
+
+Access = Literal["member", "forbidden", "missing"]
+
+
+def website_access(user: User, website_id: str) -> Access:
+    """Whether ``user`` may see ``website_id``, is not a member, or the website is unknown."""
+    if find_website(website_id) is None:
+        return "missing"
+    return "member" if Membership.allows(user, website_id) else "forbidden"
 
 
 def can_manage(user: User, website_id: str) -> bool:

@@ -145,8 +145,9 @@ def test_sigterm_tells_live_clients_to_reconnect_and_they_miss_nothing(tmp_path:
     website_id = cli(tmp_path, "create-website", "example.com")
     token = cli(tmp_path, "create-token", "admin@example.com")
     port = free_port()
-    # A long batch delay keeps accepted events waiting in the writer when the signal lands.
-    proc = start_server(tmp_path, port, PULSE_BATCH_DELAY_MS="2000", PULSE_BATCH_SIZE="100000")
+    # A long batch delay keeps accepted events waiting in the writer when the signal lands
+    # (10 s: on a busy machine 100 posts can take longer than 2 s to all be waiting).
+    proc = start_server(tmp_path, port, PULSE_BATCH_DELAY_MS="10000", PULSE_BATCH_SIZE="100000")
     streams: list[list[dict[str, Any]]] = [[] for _ in range(3)]
     load = Load(port, website_id)
 
@@ -159,7 +160,9 @@ def test_sigterm_tells_live_clients_to_reconnect_and_they_miss_nothing(tmp_path:
         async with aiohttp.ClientSession() as session:
             await load.one(session, 0)  # committed and streamed before the signal
             posts = [asyncio.create_task(load.one(session, n)) for n in range(1, 101)]
-            await wait_pending(session, port, 100, tries=500)
+            # Its own session: the posts hold all 100 connections of theirs until committed.
+            async with aiohttp.ClientSession() as probe:
+                await wait_pending(probe, port, 100, tries=1000)
             proc.send_signal(signal.SIGTERM)
             await asyncio.gather(*posts)
         await asyncio.gather(*readers)  # every stream ends by itself

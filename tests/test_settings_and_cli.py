@@ -41,6 +41,7 @@ def run_cli(tmp_path: Path, *args: str, stdin: str = "") -> subprocess.Completed
                           env={"PULSE_DATA_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"})
 
 
+@pytest.mark.slow  # runs the CLI in subprocesses
 def test_cli_creates_user_website_and_token(tmp_path: Path) -> None:
     made = run_cli(tmp_path, "create-user", "Ada@Example.com", "--password-stdin",
                    stdin="a long password\n")
@@ -53,6 +54,7 @@ def test_cli_creates_user_website_and_token(tmp_path: Path) -> None:
     assert token.stdout.startswith("pulse_")
 
 
+@pytest.mark.slow  # runs the CLI in subprocesses
 @pytest.mark.parametrize(("args", "stdin", "message"), [
     (("create-user", "not-an-email", "--password-stdin"), "long enough pw\n", "not a valid email"),
     (("create-user", "b@example.com", "--password-stdin"), "short\n", "at least 8 characters"),
@@ -69,6 +71,7 @@ def test_cli_bad_input_gets_a_readable_message(tmp_path: Path, args: tuple[str, 
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow  # runs the CLI in a subprocess
 def test_cli_bad_setting_is_reported(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, str(ROOT / "app.py"), "create-token", "x@y.z"],
                             capture_output=True, text=True, cwd=ROOT,

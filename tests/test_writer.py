@@ -110,7 +110,7 @@ def test_sigterm_drains_every_accepted_event(tmp_path: Path) -> None:
                 except aiohttp.ClientError:
                     failed += 1
             tasks = [asyncio.create_task(one(i)) for i in range(300)]
-            await wait_pending(session, port, 300, tries=100)  # all wait for their batch
+            await wait_pending(session, port, 300, tries=1000)  # all wait for their batch
             proc.send_signal(signal.SIGTERM)
             await asyncio.gather(*tasks)
 

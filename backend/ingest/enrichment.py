@@ -4,6 +4,7 @@ and the anonymous daily visitor id. The IP address and the User-Agent are used h
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -19,7 +20,6 @@ from backend.ingest.validation import TrackPayload
 from models.channels import campaign_of, channel_of, implied_source
 from models.records import NewEvent
 
-_crawlers = CrawlerDetect()
 _suffixes = PublicSuffixList()
 
 # Registrable domain (or host) of a referrer → the source name shown in the panel.
@@ -37,15 +37,79 @@ KNOWN_SOURCES = {
 }
 
 
-@lru_cache(maxsize=8192)
-def is_bot(user_agent: str) -> bool:
-    """Whether the User-Agent belongs to a crawler, a headless tool or nothing at all."""
+class _UncachedCrawlerDetect(CrawlerDetect):
+    """crawlerdetect without its own cache, which keeps 1,024 whole User-Agents (up to 16 KB
+    each); ``is_bot`` keeps a cache bounded in bytes instead."""
+
+    CACHE_SIZE = 0
+
+
+_crawlers = _UncachedCrawlerDetect()
+
+BOT_CACHE_ENTRIES = 8192
+BOT_AGENT_CHARS = 256  # what bot detection reads of a User-Agent…
+BOT_AGENT_RUN = 64  # …with runs of non-space characters cut to this length
+_LONG_RUN = re.compile(rf"\S{{{BOT_AGENT_RUN + 1},}}")
+
+
+def bot_relevant_part(user_agent: str) -> str:
+    """The part of a User-Agent that bot detection reads: its first 256 characters, each run of
+    non-space characters cut to 64. crawlerdetect's pattern takes time quadratic in the length
+    (a 4 KB run of letters: seconds, on the event loop); real crawlers name themselves early."""
+    return _LONG_RUN.sub(lambda m: m.group(0)[:BOT_AGENT_RUN], user_agent[:BOT_AGENT_CHARS])
+
+
+class BotVerdicts:
+    """Bot verdicts by (the relevant part of) User-Agent: at most ``entries`` of them, each
+    keyed by at most 256 characters, about 3 MiB at most however long the User-Agents sent.
+    The oldest entry leaves first."""
+
+    def __init__(self, entries: int = BOT_CACHE_ENTRIES) -> None:
+        self.entries = entries
+        self._verdicts: dict[str, bool] = {}
+
+    def __len__(self) -> int:
+        return len(self._verdicts)
+
+    def verdict(self, user_agent: str) -> bool:
+        """Whether ``user_agent`` is a bot, from the cache or decided now."""
+        key = bot_relevant_part(user_agent)
+        verdict = self._verdicts.get(key)
+        if verdict is None:
+            verdict = _detect_bot(key)
+            if len(self._verdicts) >= self.entries:
+                del self._verdicts[next(iter(self._verdicts))]
+            self._verdicts[key] = verdict
+        return verdict
+
+    def largest_key(self) -> int:
+        """The longest key kept, in characters."""
+        return max(map(len, self._verdicts), default=0)
+
+
+def _detect_bot(user_agent: str) -> bool:
     if not user_agent.strip():
         return True
     lowered = user_agent.lower()
     if "headlesschrome" in lowered or "phantomjs" in lowered:
         return True
     return bool(_crawlers.isCrawler(user_agent))
+
+
+bot_verdicts = BotVerdicts()
+
+
+def is_bot(user_agent: str) -> bool:
+    """Whether the User-Agent belongs to a crawler, a headless tool or nothing at all."""
+    return bot_verdicts.verdict(user_agent)
+
+
+def warm_up() -> None:
+    """Build the crawler regex and the User-Agent parser now (about half a second), at start,
+    rather than during the first tracked event, on the event loop."""
+    sample = "Mozilla/5.0 (X11; Linux x86_64) Pulse warm-up"
+    _crawlers.isCrawler(sample)
+    describe_agent(sample)
 
 
 @lru_cache(maxsize=8192)

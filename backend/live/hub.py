@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from backend.live.stats import HISTORY_MINUTES, LiveStats
+from backend.live.stats import DEFAULT_MAX_BYTES, HISTORY_MINUTES, LiveStats
 from models.entities import now_ms
 from models.records import EventRecord
 
@@ -129,8 +129,10 @@ class Hub:
         replay_memory: int = 33_554_432,
         replay_idle: float = 600.0,
         hold_bytes: int = 4_194_304,
+        live_max_bytes: int = DEFAULT_MAX_BYTES,
     ) -> None:
         self.window_ms = int(window_seconds * 1000)
+        self.live_max_bytes = live_max_bytes
         self._store = store
         self._replay_bytes = replay_bytes
         self._replay_memory = replay_memory
@@ -492,8 +494,12 @@ class Hub:
         stats.add_all(arrived)  # delivered while the store was read; the ids drop repeats
         return stats
 
+    def has_stats(self, website_id: str) -> bool:
+        """Whether the website's live window is in memory already (``stats`` is then free)."""
+        return website_id in self._stats
+
     def _install(self, website_id: str, seed: list[EventRecord]) -> LiveStats:
-        stats = LiveStats(website_id, self.window_ms)
+        stats = LiveStats(website_id, self.window_ms, self.live_max_bytes)
         stats.add_all(seed)
         stats.expire(now_ms())
         self._stats[website_id] = stats

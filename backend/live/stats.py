@@ -2,8 +2,15 @@
 
 Visitors and sessions are kept in OrderedDicts moved to the end on every event, so the oldest is
 always first and leaving the window is a pop from the front (a plain dict would rescan the holes
-its deletions leave at the front). Memory is bounded by the
-visitors inside the window (plus the per-minute history of the last 30 minutes).
+its deletions leave at the front).
+
+Memory is bounded in bytes (``max_bytes``, ``PULSE_LIVE_MAX_BYTES``): the window keeps an estimate
+of what its visitors, sessions and per-minute visitor sets hold (the ``*_BYTES`` costs below,
+measured with tracemalloc, plus the lengths of the strings kept). Past three quarters of the
+budget the least recently active visitors and sessions leave the window early (``evicted``
+counts them); past the last quarter, a minute's visitors are counted without being remembered
+(``overflow``: a visitor seen twice in that minute then counts twice). A traffic spike can make
+the numbers approximate; it cannot exhaust memory.
 """
 
 from __future__ import annotations
@@ -17,6 +24,11 @@ from typing import Any
 from models.records import EventRecord
 
 RECENT_EVENTS = 20
+# What one entry of the window costs besides its strings, in bytes (CPython 3.11, measured).
+VISITOR_BYTES = 220  # per visitor: _Visitor, its OrderedDict slot and key, page counters
+SESSION_BYTES = 110  # per session (tab): OrderedDict slot, key and timestamp
+MINUTE_VISITOR_BYTES = 145  # per distinct visitor in each minute of the 30-minute chart
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 TOP_N = 10
 HISTORY_MINUTES = 30
 DIMENSIONS = ("source", "country", "device")
@@ -38,6 +50,12 @@ class _Minute:
     pageviews: int
     events: int
     visitors: set[str]
+    overflow: int = 0  # visitors counted, not remembered (the budget was spent)
+    bytes: int = 0
+
+
+def _visitor_bytes(visitor_id: str, visitor: _Visitor) -> int:
+    return VISITOR_BYTES + len(visitor_id) + len(visitor.pathname)
 
 
 def _top(counter: Counter[str], n: int = TOP_N) -> list[tuple[str, int]]:
@@ -47,10 +65,15 @@ def _top(counter: Counter[str], n: int = TOP_N) -> list[tuple[str, int]]:
 class LiveStats:
     """Current visitors, unique visitors, active pages and recent events of one website."""
 
-    def __init__(self, website_id: str, window_ms: int) -> None:
+    def __init__(self, website_id: str, window_ms: int,
+                 max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         self.website_id = website_id
         self.window_ms = window_ms
+        self.max_bytes = max_bytes
         self.last_id = 0
+        self.window_bytes = 0  # estimated bytes of visitors and sessions
+        self.history_bytes = 0  # estimated bytes of the per-minute visitor sets
+        self.evicted = 0  # visitors and sessions let go early to stay within max_bytes
         self._sessions: OrderedDict[str, int] = OrderedDict()
         self._visitors: OrderedDict[str, _Visitor] = OrderedDict()
         self._pages: Counter[str] = Counter()
@@ -86,17 +109,37 @@ class LiveStats:
                 self._sessions.move_to_end(session_key)
             return True
         session_key = event.session_id or event.visitor_id
+        if session_key not in self._sessions:
+            self.window_bytes += SESSION_BYTES + len(session_key)
         self._sessions[session_key] = ts
         self._sessions.move_to_end(session_key)
         visitor = self._visitors.pop(event.visitor_id, None)
         if visitor is not None:
             self._forget(visitor)
+            self.window_bytes -= _visitor_bytes(event.visitor_id, visitor)
         visitor = _Visitor(ts, event.pathname, event.source, event.country, event.device)
         self._visitors[event.visitor_id] = visitor
+        self.window_bytes += _visitor_bytes(event.visitor_id, visitor)
         self._remember(visitor)
         self._recent.appendleft(event)
         self._count_minute(event)
+        if self.window_bytes > self.max_bytes - self.max_bytes // 4:
+            self._evict()
         return True
+
+    def _evict(self) -> None:
+        """Let the least recently active sessions and visitors go until the window fits."""
+        budget = self.max_bytes - self.max_bytes // 4
+        while self.window_bytes > budget and (self._sessions or self._visitors):
+            if self._sessions:
+                key, _ = self._sessions.popitem(last=False)
+                self.window_bytes -= SESSION_BYTES + len(key)
+                self.evicted += 1
+            if self._visitors and (not self._sessions or self.window_bytes > budget):
+                visitor_id, visitor = self._visitors.popitem(last=False)
+                self._forget(visitor)
+                self.window_bytes -= _visitor_bytes(visitor_id, visitor)
+                self.evicted += 1
 
     def add_all(self, events: Iterable[EventRecord]) -> None:
         """Fold several events in, oldest first."""
@@ -118,7 +161,7 @@ class LiveStats:
         if not self._minutes or self._minutes[-1].minute < minute:
             self._minutes.append(_Minute(minute, 0, 0, set()))
             while self._minutes[0].minute <= minute - HISTORY_MINUTES:
-                self._minutes.popleft()
+                self.history_bytes -= self._minutes.popleft().bytes
         bucket = self._minutes[-1]
         if bucket.minute != minute:  # a late event for an earlier minute
             bucket = next((b for b in reversed(self._minutes) if b.minute == minute), bucket)
@@ -127,7 +170,15 @@ class LiveStats:
         bucket.events += 1
         if event.event_type == "pageview":
             bucket.pageviews += 1
+        if event.visitor_id in bucket.visitors:
+            return
+        cost = MINUTE_VISITOR_BYTES + len(event.visitor_id)
+        if self.history_bytes + cost > self.max_bytes // 4:
+            bucket.overflow += 1
+            return
         bucket.visitors.add(event.visitor_id)
+        bucket.bytes += cost
+        self.history_bytes += cost
 
     def expire(self, now_ms: int) -> bool:
         """Let visitors and sessions idle for longer than the window leave; True if any left."""
@@ -135,15 +186,18 @@ class LiveStats:
         changed = False
         sessions = self._sessions
         while sessions and sessions[next(iter(sessions))] <= cutoff:
-            sessions.popitem(last=False)
+            key, _ = sessions.popitem(last=False)
+            self.window_bytes -= SESSION_BYTES + len(key)
             changed = True
         visitors = self._visitors
         while visitors and visitors[next(iter(visitors))].last_ts <= cutoff:
-            self._forget(visitors.popitem(last=False)[1])
+            visitor_id, visitor = visitors.popitem(last=False)
+            self._forget(visitor)
+            self.window_bytes -= _visitor_bytes(visitor_id, visitor)
             changed = True
         minutes = self._minutes
         while minutes and minutes[0].minute <= now_ms // 60_000 - HISTORY_MINUTES:
-            minutes.popleft()
+            self.history_bytes -= minutes.popleft().bytes
         return changed
 
     @property
@@ -169,7 +223,7 @@ class LiveStats:
             rows.append({
                 "minute": minute * 60_000,
                 "pageviews": bucket.pageviews if bucket else 0,
-                "visitors": len(bucket.visitors) if bucket else 0,
+                "visitors": len(bucket.visitors) + bucket.overflow if bucket else 0,
             })
         return rows
 

@@ -75,5 +75,13 @@ async def test_first_run_to_a_live_count_in_a_browser(tmp_path: Path) -> None:
 
             await page.get_by_role("button", name="Sign out").click()
             await page.wait_for_url(base_url + "/login", timeout=PATIENCE_MS)
-            await page.goto(base_url + "/tokens")
-            await page.wait_for_url(base_url + "/login", timeout=PATIENCE_MS)
+            # Signed out, the live view (what `make demo` prints) asks for a sign-in, then
+            # opens itself.
+            live = f"{base_url}/websites/{website_id}/live"
+            await page.goto(live)
+            await page.wait_for_url(f"{base_url}/login?next=%2Fwebsites%2F{website_id}%2Flive",
+                                    timeout=PATIENCE_MS)
+            await page.get_by_label("Email").fill(EMAIL)
+            await page.get_by_label("Password").fill(PASSWORD)
+            await page.get_by_role("button", name="Sign in").click()
+            await page.wait_for_url(live, timeout=PATIENCE_MS)

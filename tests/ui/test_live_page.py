@@ -77,6 +77,8 @@ async def test_the_page_follows_new_events_without_a_reload(user: Any, signed_in
     await services.writer.write(new_event(website.id, "/blog", "v3", event_type="signup",
                                           props={"plan": "pro"}))
     await user.should_see("2 viewing", retries=WAIT)
+    # The two events may be drawn in two redraws: wait for the later one's mark.
+    await user.should_see(marker="live-current", content="3", retries=WAIT)
     assert text_of(user, "live-current") == "3"
     assert text_of(user, "live-unique") == "3"
     assert text_of(user, "active-page-0") == "/pricing | 2 viewing"
@@ -99,7 +101,12 @@ async def test_closing_the_page_unsubscribes_it(user: Any, signed_in: Any, websi
     assert services.hub.listener_count(website.id) == 1
     user.client.delete()  # what NiceGUI does once a closed tab's reconnect time has passed
     assert services.hub.listener_count(website.id) == 0
+    # A later event reaches the listeners there are, and the closed page is not among them.
+    received: list[Any] = []
+    services.hub.subscribe(website.id, received.append)
     services.hub.publish([record(website.id, "/nobody-watching")])
+    assert [m.events[0].pathname for m in received] == ["/nobody-watching"]
+    assert services.hub.listener_count(website.id) == 1
 
 
 @pytest.mark.asyncio
