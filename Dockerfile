@@ -17,11 +17,12 @@ RUN groupadd --system --gid 10001 pulse \
     && chown pulse:pulse /data
 
 WORKDIR /app
-COPY pyproject.toml README.md app.py ./
+COPY pyproject.toml requirements.lock README.md app.py ./
 COPY backend ./backend
 COPY models ./models
 COPY ui ./ui
-RUN pip install --no-cache-dir .
+# The exact versions of requirements.lock (`make lock`), then Pulse itself: a reproducible image.
+RUN pip install --no-cache-dir -r requirements.lock .
 
 USER 10001:10001
 VOLUME ["/data"]

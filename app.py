@@ -13,7 +13,8 @@ from backend.auth import AccountError, create_user
 from backend.server import PulseServer
 from backend.settings import Settings, SettingsError, settings_help
 from models import setup_database
-from models.entities import ApiToken, User
+from models.accounts import accounts_exist, issue_token
+from models.entities import User
 from models.websites import WebsiteError, create_website
 
 log = logging.getLogger("pulse")
@@ -73,7 +74,7 @@ def cmd_create_user(args: argparse.Namespace) -> int:
     """``pulse create-user EMAIL``."""
     settings = _settings(args)
     _open_db(settings)
-    is_admin = args.admin or not User.select().exists()
+    is_admin = args.admin or not accounts_exist()
     user = create_user(args.email, _read_password(args), is_admin=is_admin)
     print(f"created {'admin ' if user.is_admin else ''}user {user.email}")
     return 0
@@ -101,7 +102,7 @@ def cmd_create_token(args: argparse.Namespace) -> int:
     user = User.by_email(args.email)
     if user is None:
         raise AccountError(f"no user with the email {args.email}")
-    _, token = ApiToken.issue(user, args.name or "")
+    _, token = issue_token(user, args.name or "")
     print(token)
     return 0
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import time
+from typing import Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -90,13 +92,75 @@ def update_website(website: Website, *, name: str, domain: str, origins: list[st
     return website
 
 
-def delete_website(website_id: str) -> int:
-    """Delete a website with its events and memberships; return the number of events removed."""
+DELETE_BATCH = 2_000  # events per transaction: a few ms of SQLite's write lock each
+
+
+def delete_website(website_id: str, *, batch: int = DELETE_BATCH, pause: float = 0.002) -> int:
+    """Delete a website with its memberships and events; return the number of events removed.
+
+    Blocking, and long for a big website: run it off the event loop. Members lose it first; the
+    events then go ``batch`` at a time, each batch its own short transaction with a ``pause``
+    after it, so the writer's transactions get the database in between and never time out; the
+    website goes last, with whatever the writer stored for it meanwhile.
+    """
+    Membership.delete().where(Membership.website == website_id).execute()
+    removed = 0
+    while True:
+        with database.atomic():
+            oldest = (Event.select(Event.id).where(Event.website == website_id)
+                      .order_by(Event.id).limit(batch))
+            count = Event.delete().where((Event.website == website_id)
+                                         & Event.id.in_(oldest)).execute()
+        removed += count
+        if count < batch:
+            break
+        time.sleep(pause)
     with database.atomic():
-        removed = Event.delete().where(Event.website == website_id).execute()
-        Membership.delete().where(Membership.website == website_id).execute()
+        removed += Event.delete().where(Event.website == website_id).execute()
         Website.delete().where(Website.id == website_id).execute()
     return removed
+
+
+def find_website(website_id: str) -> Website | None:
+    """The website with this id, or None."""
+    return Website.get_or_none(Website.id == website_id) if len(website_id) <= 64 else None
+
+
+def websites_of(user: User) -> list[Website]:
+    """The websites ``user`` is a member of, by name."""
+    return list(Website.visible_to(user))
+
+
+def website_for(user: User, website_id: str) -> Website | None:
+    """The website if ``user`` is a member of it, else None (unknown and forbidden look alike)."""
+    if len(website_id) > 64 or not Membership.allows(user, website_id):
+        return None
+    return Website.get_or_none(Website.id == website_id)
+
+
+Access = Literal["member", "forbidden", "missing"]
+
+
+def website_access(user: User, website_id: str) -> Access:
+    """Whether ``user`` may see ``website_id``, is not a member, or the website is unknown."""
+    if find_website(website_id) is None:
+        return "missing"
+    return "member" if Membership.allows(user, website_id) else "forbidden"
+
+
+def can_manage(user: User, website_id: str) -> bool:
+    """Admins and the website's owners change its settings and members, and delete it."""
+    if user.is_admin:
+        return Membership.allows(user, website_id)
+    return (Membership.select().where((Membership.user == user)
+                                      & (Membership.website == website_id)
+                                      & (Membership.role == "owner")).exists())
+
+
+def members_of(website_id: str) -> list[Membership]:
+    """The website's memberships with their users, by email."""
+    return list(Membership.select(Membership, User).join(User)
+                .where(Membership.website == website_id).order_by(User.email))
 
 
 def grant_access(website: Website, user: User, role: str = "viewer") -> Membership:
@@ -104,3 +168,39 @@ def grant_access(website: Website, user: User, role: str = "viewer") -> Membersh
     membership, _ = Membership.get_or_create(user=user, website=website,
                                              defaults={"role": role})
     return membership
+
+
+def add_member(actor: User, website_id: str, email: str) -> User:
+    """Give the account with ``email`` access to a website ``actor`` manages; return it."""
+    if not can_manage(actor, website_id):
+        raise WebsiteError("You cannot change the members of this website.")
+    address = email.strip()
+    if not address:
+        raise WebsiteError("Type the email of an existing account.")
+    person = User.by_email(address)
+    if person is None:
+        raise WebsiteError(f"No account has the email {address!r}. An administrator "
+                           "creates accounts under Users.")
+    website = Website.get_or_none(Website.id == website_id)
+    if website is None:
+        raise WebsiteError("This website was deleted.")
+    if Membership.allows(person, website_id):
+        raise WebsiteError(f"{person.email} has access already.")
+    grant_access(website, person)
+    return person
+
+
+def remove_member(actor: User, website_id: str, user_id: int) -> None:
+    """Take a website away from one of its members (a website keeps at least one owner)."""
+    if not can_manage(actor, website_id):
+        raise WebsiteError("You cannot change the members of this website.")
+    membership = Membership.get_or_none((Membership.user == user_id)
+                                        & (Membership.website == website_id))
+    if membership is None:
+        return
+    owners = (Membership.select().where((Membership.website == website_id)
+                                        & (Membership.role == "owner")).count())
+    if membership.role == "owner" and owners <= 1:
+        raise WebsiteError("A website keeps at least one owner.")
+    Membership.delete().where((Membership.user == user_id)
+                              & (Membership.website == website_id)).execute()

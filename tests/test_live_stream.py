@@ -12,7 +12,7 @@ import tornado.testing
 
 from backend.auth import create_user
 from backend.server import build_services, make_app
-from models.entities import ApiToken
+from models.entities import ApiToken, now_ms
 from models.websites import create_website
 from tests.conftest import event_body, post_event
 from tests.sse_client import SSEReader
@@ -69,7 +69,7 @@ async def test_stats_frame_follows_a_change(http_client: Any, base_url: str, web
         assert stats["currentVisitors"] == 1
         assert stats["activePages"] == [{"pathname": "/a", "visitors": 1}]
         # The visitor leaves the window: a stats frame says so without any new event.
-        services.hub.tick(now=stats["recentEvents"][0]["id"] and 10**15)
+        services.hub.tick(now=now_ms() + services.hub.window_ms + 1_000)
         await reader.wait_for(lambda r: r.of_type("stats")[-1].data["data"]["currentVisitors"]
                               == 0)
     finally:
@@ -122,12 +122,26 @@ async def post_many(http_client: Any, base_url: str, website_id: str, n: int) ->
     return ids
 
 
-async def replayed_ids(url: str, token: str, last_id: int, expected: int) -> list[int]:
-    reader = SSEReader(url, bearer(token, **{"Last-Event-ID": str(last_id)})).start()
+async def until_marker(reader: SSEReader, http_client: Any, base_url: str,
+                       website_id: str) -> list[int]:
+    """Post a marker event and wait for it: whatever came before it (a duplicate, another
+    website's event) has arrived by then. Return the ids of the new_event frames before it."""
+    response = await post_event(http_client, base_url,
+                                event_body(website_id, pathname="/marker"))
+    marker = json.loads(response.body)["id"]
+    await reader.wait_for(lambda r: any(f.id == marker for f in r.of_type("new_event")))
+    ids = [f.id for f in reader.of_type("new_event")]
+    assert ids[-1] == marker, ids
+    return ids[:-1]
+
+
+async def replayed_ids(http_client: Any, base_url: str, website_id: str, token: str,
+                       last_id: int, expected: int) -> list[int]:
+    reader = SSEReader(live_url(base_url, website_id),
+                       bearer(token, **{"Last-Event-ID": str(last_id)})).start()
     try:
         await reader.wait_for(lambda r: len(r.of_type("new_event")) >= expected)
-        await asyncio.sleep(0.2)  # anything duplicated would arrive now
-        return [f.id for f in reader.of_type("new_event")]
+        return await until_marker(reader, http_client, base_url, website_id)
     finally:
         reader.close()
 
@@ -136,7 +150,7 @@ async def replayed_ids(url: str, token: str, last_id: int, expected: int) -> lis
 async def test_last_event_id_replays_the_rest_exactly_once(http_client: Any, base_url: str,
                                                            website: Any, token: str) -> None:
     ids = await post_many(http_client, base_url, website.id, 20)
-    got = await replayed_ids(live_url(base_url, website.id), token, ids[9], 10)
+    got = await replayed_ids(http_client, base_url, website.id, token, ids[9], 10)
     assert got == ids[10:]
 
 
@@ -151,7 +165,7 @@ async def test_replay_survives_a_server_restart(http_client: Any, base_url: str,
     server = tornado.httpserver.HTTPServer(make_app(restarted))
     server.add_sockets([sock])
     try:
-        got = await replayed_ids(live_url(f"http://127.0.0.1:{port}", website.id), token,
+        got = await replayed_ids(http_client, f"http://127.0.0.1:{port}", website.id, token,
                                  ids[9], 10)
         assert got == ids[10:]
     finally:
@@ -169,8 +183,7 @@ async def test_replay_then_live_without_gap_or_duplicate(http_client: Any, base_
         await reader.wait_for(lambda r: len(r.of_type("new_event")) >= 3)
         more = await post_many(http_client, base_url, website.id, 3)
         await reader.wait_for(lambda r: len(r.of_type("new_event")) >= 6)
-        await asyncio.sleep(0.1)
-        assert [f.id for f in reader.of_type("new_event")] == ids[2:] + more
+        assert await until_marker(reader, http_client, base_url, website.id) == ids[2:] + more
     finally:
         reader.close()
 
@@ -184,9 +197,9 @@ async def test_other_websites_events_are_not_streamed(http_client: Any, base_url
         await reader.wait_for(lambda r: r.of_type("connected"))
         await post_event(http_client, base_url, event_body(other.id, pathname="/elsewhere"))
         await post_event(http_client, base_url, event_body(website.id, pathname="/here"))
-        await reader.wait_for(lambda r: r.of_type("new_event"))
-        await asyncio.sleep(0.1)
-        assert [f.data["data"]["pathname"] for f in reader.of_type("new_event")] == ["/here"]
+        await until_marker(reader, http_client, base_url, website.id)
+        assert [f.data["data"]["pathname"] for f in reader.of_type("new_event")] == ["/here",
+                                                                                    "/marker"]
     finally:
         reader.close()
 
@@ -250,7 +263,43 @@ async def test_a_replay_larger_than_the_backlog_bound_arrives_whole(
         response = await post_event(http_client, base_url,
                                     event_body(website.id, pathname=f"/p/{i}", title="t" * 400))
         ids.append(json.loads(response.body)["id"])
-    got = await replayed_ids(live_url(base_url, website.id), token, ids[0], 100)
+    got = await replayed_ids(http_client, base_url, website.id, token, ids[0], 100)
     assert got == ids[1:]
     metrics = (await http_client.fetch(base_url + "/metrics")).body.decode()
     assert 'pulse_sse_disconnects_total{reason="backlog"}' not in metrics
+
+
+@pytest.mark.gen_test
+async def test_live_events_arriving_during_a_replay_come_once_and_in_order(
+        http_client: Any, base_url: str, website: Any, token: str, services: Any,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    ids = await post_many(http_client, base_url, website.id, 10)
+    loop = asyncio.get_running_loop()
+    hub = services.hub
+    read_from_store = hub.replay_from_store
+    during: list[int] = []
+
+    def replay_while_events_arrive(website_id: str, last_id: int, limit: int) -> Any:
+        # Runs in a worker thread while the stream is already subscribed: two events commit
+        # before the replay reads the store (it returns them too), two after (it does not).
+        def post(n: int) -> list[int]:
+            future = asyncio.run_coroutine_threadsafe(
+                post_many(http_client, base_url, website.id, n), loop)
+            return future.result(timeout=10)
+
+        during.extend(post(2))
+        rows = read_from_store(website_id, last_id, limit)
+        during.extend(post(2))
+        return rows
+
+    monkeypatch.setattr(hub, "replay_from_buffer", lambda *args: None)  # replay from the store
+    monkeypatch.setattr(hub, "replay_from_store", replay_while_events_arrive)
+    reader = SSEReader(live_url(base_url, website.id),
+                       bearer(token, **{"Last-Event-ID": str(ids[3])})).start()
+    try:
+        await reader.wait_for(lambda r: len(r.of_type("new_event")) >= 10)
+        monkeypatch.undo()
+        assert len(during) == 4
+        assert await until_marker(reader, http_client, base_url, website.id) == ids[4:] + during
+    finally:
+        reader.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from types import TracebackType
@@ -13,6 +14,7 @@ import tornado.web
 from backend.auth import SESSION_COOKIE, user_from_authorization, user_from_cookie
 from backend.services import Services
 from models.entities import User
+from models.websites import Access, website_access
 
 log = logging.getLogger("pulse.http")
 
@@ -56,12 +58,34 @@ class BaseHandler(tornado.web.RequestHandler):
         self.services = services
 
     def get_current_user(self) -> User | None:
-        """The user of a bearer token or of the panel's session cookie."""
-        user = user_from_authorization(self.request.headers.get("Authorization"))
-        if user is None:
-            user = user_from_cookie(self.services.settings.secret,
-                                    self.get_cookie(SESSION_COOKIE))
+        """The user of a bearer token or of the panel's session cookie.
+
+        Blocking (database look-ups, and a token's ``last_used_at`` UPDATE): handlers on the
+        event loop call ``await self.authenticate()`` instead, which also sets ``current_user``.
+        """
+        return _user_of(self.request.headers.get("Authorization"),
+                        self.services.settings.secret, self.get_cookie(SESSION_COOKIE))
+
+    async def authenticate(self) -> User | None:
+        """``get_current_user`` in a worker thread; sets and returns ``current_user``."""
+        user, _ = await self.authenticate_for(None)
         return user
+
+    async def authenticate_for(self, website_id: str | None) -> tuple[User | None, Access | None]:
+        """Who is asking and their access to ``website_id`` (if given, and signed in), in one
+        trip to a worker thread; sets ``current_user``."""
+        credentials = (self.request.headers.get("Authorization"), self.services.settings.secret,
+                       self.get_cookie(SESSION_COOKIE))
+
+        def look_up() -> tuple[User | None, Access | None]:
+            user = _user_of(*credentials)
+            if user is None or not website_id:
+                return user, None
+            return user, website_access(user, website_id)
+
+        user, access = await asyncio.get_running_loop().run_in_executor(None, look_up)
+        self.current_user = user
+        return user, access
 
     def compute_etag(self) -> str | None:
         """No ETag: API answers are live state, never a ``304 Not Modified``."""
@@ -100,6 +124,14 @@ class BaseHandler(tornado.web.RequestHandler):
         else:
             log.error("uncaught exception in %s %s", self.request.method, self.request.path,
                       exc_info=(typ, value, tb))  # type: ignore[arg-type]
+
+
+def _user_of(authorization: str | None, secret: str, cookie: str | None) -> User | None:
+    """The user of a bearer token, else of the panel's session cookie (blocking)."""
+    user = user_from_authorization(authorization)
+    if user is None:
+        user = user_from_cookie(secret, cookie)
+    return user
 
 
 class JSONErrorHandler(BaseHandler):

@@ -6,10 +6,11 @@ import asyncio
 import logging
 import re
 
+import tornado.web
+
 from backend.handlers.base import ApiError, BaseHandler
 from backend.live.hub import HubMessage, encode_event, encode_frame
 from backend.live.sse import REPLAY_DRAIN_TIMEOUT, LiveStream, SocketWriter, frames_after
-from models.entities import Membership, Website
 
 log = logging.getLogger("pulse.sse")
 access_log = logging.getLogger("pulse.access")
@@ -34,21 +35,26 @@ class LiveStreamHandler(BaseHandler):
         """Authenticate, check membership, send the headers, the connected frame and any replay,
         then hand the connection to the website's channel."""
         services = self.services
-        user = self.current_user
+        try:
+            asked: str | None = self.get_query_argument("website_id", "").strip()
+        except tornado.web.HTTPError:  # not UTF-8: a 400, once the credentials were checked
+            asked = None
+        # The look-ups (and a token's last-use UPDATE) run in a worker thread, never here.
+        user, access = await self.authenticate_for(asked)
         if user is None:
             raise ApiError(401, "authentication required: a Bearer token or a panel session",
                            {"WWW-Authenticate": 'Bearer realm="pulse"'})
         website_id = self.get_query_argument("website_id", "").strip()
         if not website_id:
             raise ApiError(400, "website_id: is required")
-        if len(website_id) > 64 or Website.get_or_none(Website.id == website_id) is None:
+        if access == "missing":
             raise ApiError(404, "website_id: no such website")
-        if not Membership.allows(user, website_id):
+        if access == "forbidden":
             raise ApiError(403, "you are not a member of this website")
         last_id = parse_last_event_id(
             self.request.headers.get("Last-Event-ID")
             or self.get_query_argument("last_event_id", None))
-        if services.streams.count_for_user(user.id) >= services.settings.sse_max_per_user:
+        if services.streams.count_for_user(user.get_id()) >= services.settings.sse_max_per_user:
             raise ApiError(429, "too many open live streams for this user",
                            {"Retry-After": "10"})
 
@@ -66,7 +72,7 @@ class LiveStreamHandler(BaseHandler):
         writer = SocketWriter(iostream)
         streams = services.streams
         stream = LiveStream(
-            website_id, user.id, writer.write, writer.close,
+            website_id, user.get_id(), writer.write, writer.close,
             max_backlog=services.settings.sse_max_backlog, metrics=services.metrics,
             scheduler=streams, abort=writer.abort)
         iostream.set_close_callback(lambda: stream.close("gone"))

@@ -18,7 +18,6 @@ from publicsuffixlist import PublicSuffixList
 from backend.ingest.validation import TrackPayload
 from models.records import NewEvent
 
-_crawlers = CrawlerDetect()
 _suffixes = PublicSuffixList()
 
 # Registrable domain (or host) of a referrer → the source name shown in the panel.
@@ -36,15 +35,78 @@ KNOWN_SOURCES = {
 }
 
 
-@lru_cache(maxsize=8192)
-def is_bot(user_agent: str) -> bool:
-    """Whether the User-Agent belongs to a crawler, a headless tool or nothing at all."""
+class _UncachedCrawlerDetect(CrawlerDetect):
+    """crawlerdetect without its own cache, which keeps 1,024 whole User-Agents (up to 16 KB
+    each); ``is_bot`` keeps a cache bounded in bytes instead."""
+
+    CACHE_SIZE = 0
+
+
+_crawlers = _UncachedCrawlerDetect()
+
+BOT_CACHE_ENTRIES = 8192
+BOT_CACHE_KEY_CHARS = 256  # longer User-Agents are cached under a 32-character digest
+
+
+class BotVerdicts:
+    """Bot verdicts by User-Agent, at most ``entries`` of them, each keyed by at most
+    ``BOT_CACHE_KEY_CHARS`` characters: about 3 MiB at most, however long the User-Agents sent.
+    The oldest entry leaves first."""
+
+    def __init__(self, entries: int = BOT_CACHE_ENTRIES) -> None:
+        self.entries = entries
+        self._verdicts: dict[str, bool] = {}
+
+    @staticmethod
+    def key(user_agent: str) -> str:
+        """The User-Agent itself, or a digest of it when it is long."""
+        if len(user_agent) <= BOT_CACHE_KEY_CHARS:
+            return user_agent
+        return hashlib.blake2b(user_agent.encode("utf-8", "surrogatepass"),
+                               digest_size=16).hexdigest()
+
+    def __len__(self) -> int:
+        return len(self._verdicts)
+
+    def verdict(self, user_agent: str) -> bool:
+        """Whether ``user_agent`` is a bot, from the cache or decided now."""
+        key = self.key(user_agent)
+        verdict = self._verdicts.get(key)
+        if verdict is None:
+            verdict = _detect_bot(user_agent)
+            if len(self._verdicts) >= self.entries:
+                del self._verdicts[next(iter(self._verdicts))]
+            self._verdicts[key] = verdict
+        return verdict
+
+    def largest_key(self) -> int:
+        """The longest key kept, in characters."""
+        return max(map(len, self._verdicts), default=0)
+
+
+def _detect_bot(user_agent: str) -> bool:
     if not user_agent.strip():
         return True
     lowered = user_agent.lower()
     if "headlesschrome" in lowered or "phantomjs" in lowered:
         return True
     return bool(_crawlers.isCrawler(user_agent))
+
+
+bot_verdicts = BotVerdicts()
+
+
+def is_bot(user_agent: str) -> bool:
+    """Whether the User-Agent belongs to a crawler, a headless tool or nothing at all."""
+    return bot_verdicts.verdict(user_agent)
+
+
+def warm_up() -> None:
+    """Build the crawler regex and the User-Agent parser now (about half a second), at start,
+    rather than during the first tracked event, on the event loop."""
+    sample = "Mozilla/5.0 (X11; Linux x86_64) Pulse warm-up"
+    _crawlers.isCrawler(sample)
+    describe_agent(sample)
 
 
 @lru_cache(maxsize=8192)

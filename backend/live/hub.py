@@ -6,6 +6,7 @@ frame every subscriber of its website receives; in-process listeners (the panel)
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections import defaultdict, deque
@@ -89,6 +90,8 @@ class Hub:
         # Every event of a website with an id above its floor is in its buffer.
         self._start_floor = start_floor
         self._floors: dict[str, int] = {}
+        self._seeding: dict[str, list[EventRecord]] = {}  # events published while seeding
+        self._seeded: dict[str, asyncio.Future[None]] = {}  # done once the seed is in
 
     # -- listeners ---------------------------------------------------------------------------
     def subscribe(self, website_id: str, listener: Listener) -> Callable[[], None]:
@@ -132,6 +135,8 @@ class Hub:
             stats = self._stats.get(website_id)
             if stats is not None:
                 stats.add_all(batch)
+            elif website_id in self._seeding:
+                self._seeding[website_id].extend(batch)
             listeners = self._listeners.get(website_id)
             if listeners:
                 self._deliver(listeners, HubMessage("events", website_id, b"".join(frames), batch))
@@ -156,6 +161,40 @@ class Hub:
             self._stats[website_id] = stats
             self._stats_keys[website_id] = stats.key()
         return stats
+
+    def has_stats(self, website_id: str) -> bool:
+        """Whether the website's live window is in memory already (``stats`` is then free)."""
+        return website_id in self._stats
+
+    async def seeded_stats(self, website_id: str) -> LiveStats:
+        """The live window of a website, seeded in a worker thread on first use: the event loop
+        never waits for the database. Events published while the seed is read are folded in
+        after it (LiveStats drops the ones the seed already had, by id)."""
+        stats = self._stats.get(website_id)
+        if stats is not None or self._load_since is None:
+            return self.stats(website_id)
+        seeding = self._seeded.get(website_id)
+        if seeding is not None:  # another caller is reading the seed: wait for it
+            await asyncio.shield(seeding)
+            return self.stats(website_id)
+        seeding = self._seeded[website_id] = asyncio.get_running_loop().create_future()
+        pending = self._seeding[website_id] = []
+        since = now_ms() - max(self.window_ms, HISTORY_MINUTES * 60_000)
+        try:
+            seed = await asyncio.get_running_loop().run_in_executor(
+                None, self._load_since, website_id, since, SEED_LIMIT)
+            if website_id not in self._stats:
+                stats = LiveStats(website_id, self.window_ms)
+                stats.add_all(seed)
+                stats.add_all(pending)
+                stats.expire(now_ms())
+                self._stats[website_id] = stats
+                self._stats_keys[website_id] = stats.key()
+        finally:
+            self._seeding.pop(website_id, None)
+            self._seeded.pop(website_id, None)
+            seeding.set_result(None)
+        return self._stats[website_id]
 
     def tick(self, now: int | None = None) -> None:
         """Move every window forward; send a ``stats`` message where the numbers changed."""

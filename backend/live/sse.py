@@ -352,6 +352,11 @@ class LiveStreams:
             if stream.last_write <= quiet_since:
                 stream.send(HEARTBEAT, "heartbeat")
 
+    def close_website(self, website_id: str, reason: str) -> None:
+        """Close every stream of one website (it was deleted)."""
+        for stream in [s for s in self._streams if s.website_id == website_id]:
+            stream.close(reason)
+
     def close_all(self, reason: str = "shutdown") -> None:
         """Close every stream, telling clients when to reconnect."""
         for stream in list(self._streams):

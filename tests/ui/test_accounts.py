@@ -161,3 +161,37 @@ async def test_an_expired_session_is_signed_out_everywhere(signed_in: Any, admin
         await user.should_see("Sign in", retries=SLOW)
         await user.should_not_see("Live activity")
         await user.should_not_see(website.name)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("page, landmark", [("/websites/{id}/live", "Live activity"),
+                                            ("/websites/{id}", "Tracking snippet")])
+async def test_signing_in_returns_to_the_page_asked_for(user: Any, admin: Any, website: Any,
+                                                        page: str, landmark: str) -> None:
+    await user.open(page.format(id=website.id))  # signed out: sent to sign in, then back
+    await user.should_see(marker="sign-in")
+    user.find(marker="email").type("admin@example.com")
+    user.find(marker="password").type(PASSWORD)
+    user.find(marker="sign-in").click()
+    await user.should_see(landmark, retries=SLOW)
+    await user.should_not_see(marker="add-website")
+
+
+@pytest.mark.asyncio
+async def test_sign_in_never_sends_the_browser_to_another_site(user: Any, admin: Any) -> None:
+    await user.open("/login?next=//evil.example/x")
+    user.find(marker="email").type("admin@example.com")
+    user.find(marker="password").type(PASSWORD)
+    user.find(marker="sign-in").click()
+    await user.should_see(marker="add-website", retries=SLOW)  # the list, not evil.example
+
+
+def test_only_local_paths_are_followed_after_sign_in() -> None:
+    from ui.session import local_path, sign_in_url
+
+    assert local_path("/websites/abc/live?x=1") == "/websites/abc/live?x=1"
+    for outside in ("//evil.example", "https://evil.example/", "/\\evil.example", "evil",
+                    "/\r\nLocation: x", "", None, "/" + "a" * 3000):
+        assert local_path(outside) is None, outside
+    assert sign_in_url("/websites/abc/live") == "/login?next=%2Fwebsites%2Fabc%2Flive"
+    assert sign_in_url("/") == sign_in_url("/login?next=/x") == sign_in_url("//e.x") == "/login"

@@ -99,7 +99,12 @@ async def test_closing_the_page_unsubscribes_it(user: Any, signed_in: Any, websi
     assert services.hub.listener_count(website.id) == 1
     user.client.delete()  # what NiceGUI does once a closed tab's reconnect time has passed
     assert services.hub.listener_count(website.id) == 0
+    # A later event reaches the listeners there are, and the closed page is not among them.
+    received: list[Any] = []
+    services.hub.subscribe(website.id, received.append)
     services.hub.publish([record(website.id, "/nobody-watching")])
+    assert [m.events[0].pathname for m in received] == ["/nobody-watching"]
+    assert services.hub.listener_count(website.id) == 1
 
 
 @pytest.mark.asyncio

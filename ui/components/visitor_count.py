@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from nicegui import ui
+from nicegui import background_tasks, ui
 
 from backend.live.hub import Hub, HubMessage
 
@@ -25,11 +25,20 @@ class CurrentVisitors:
         self.hub = hub
         self.website_id = website_id
         self._changed = False
-        self.label = ui.label(visitors_text(hub.stats(website_id).current_visitors)) \
+        # A window not in memory yet is read in a worker thread: the page never waits for it.
+        known = hub.has_stats(website_id)
+        self.label = ui.label(visitors_text(hub.stats(website_id).current_visitors)
+                              if known else "… current visitors") \
             .mark(f"visitors-{website_id}").classes("text-sm text-emerald-700 font-medium")
         unsubscribe = hub.subscribe(website_id, self._on_message)
         ui.context.client.on_delete(unsubscribe)
+        if not known:
+            background_tasks.create(self._seed(), name=f"seed {website_id}")
         ui.timer(interval, self._refresh)
+
+    async def _seed(self) -> None:
+        stats = await self.hub.seeded_stats(self.website_id)
+        self.label.text = visitors_text(stats.current_visitors)
 
     def _on_message(self, message: HubMessage) -> None:
         self._changed = True

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from fastapi.responses import RedirectResponse
 from nicegui import ui
 
 from backend.services import Services
@@ -22,7 +23,7 @@ from ui.components.live_widgets import (
     heading,
 )
 from ui.layout import frame
-from ui.session import require_user, website_for
+from ui.session import current_user, signed_out_redirect, website_for
 
 log = logging.getLogger("pulse.panel.live")
 
@@ -107,15 +108,15 @@ def register(services: Services) -> None:
     """Register the live page for ``services``."""
 
     @ui.page("/websites/{website_id}/live")
-    def live_page(website_id: str) -> None:
+    def live_page(website_id: str) -> RedirectResponse | None:
         """The live view of one website."""
-        user = require_user()
+        user = current_user()
         if user is None:
-            return
+            return signed_out_redirect()
         website = website_for(user, website_id)
         if website is None:
             website_not_found(user)
-            return
+            return None
         add_live_assets()
         with frame(f"{website.name} · live", user):
             with ui.row().classes("w-full items-center justify-between -mt-2"):
@@ -129,3 +130,4 @@ def register(services: Services) -> None:
         unsubscribe = services.hub.subscribe(website.id, view.state.on_message)
         ui.context.client.on_delete(unsubscribe)
         ui.timer(REDRAW_SECONDS, view.tick)
+        return None

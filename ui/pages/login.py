@@ -11,10 +11,10 @@ from nicegui import ui
 
 from backend.auth import check_credentials_async
 from backend.services import Services
-from models.entities import User
+from models.accounts import accounts_exist
 from ui.components.feedback import error_line
 from ui.layout import frame
-from ui.session import current_user, sign_in
+from ui.session import current_user, local_path, sign_in
 
 log = logging.getLogger("pulse.panel")
 
@@ -34,10 +34,12 @@ def register(services: Services) -> None:
 
     @ui.page("/login")
     def login_page(request: Request) -> RedirectResponse | None:
-        """The sign-in form (or straight on, when this browser is signed in already)."""
+        """The sign-in form (or straight on, when this browser is signed in already); then the
+        page that was asked for (``?next=/websites/…/live``, a local path only) or the list."""
+        destination = local_path(request.query_params.get("next")) or "/"
         if current_user() is not None:
-            return RedirectResponse("/", status_code=303)
-        if not User.select().exists():
+            return RedirectResponse(destination, status_code=303)
+        if not accounts_exist():
             return RedirectResponse("/setup", status_code=303)
         # uvicorn runs with proxy_headers behind Tornado's forwarding route: the real client.
         ip = request.client.host if request.client else ""
@@ -78,7 +80,7 @@ def register(services: Services) -> None:
                     return
                 throttle.succeeded(address)
                 sign_in(user)
-                ui.navigate.to("/")
+                ui.navigate.to(destination)
 
             button = ui.button("Sign in", on_click=attempt).classes("w-full").mark("sign-in")
             password.on("keydown.enter", attempt)

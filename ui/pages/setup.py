@@ -9,7 +9,7 @@ from nicegui import ui
 
 from backend.auth import AccountError, create_user
 from backend.services import Services
-from models.entities import User
+from models.accounts import accounts_exist
 from ui.components.feedback import error_line, sentence
 from ui.layout import frame
 from ui.session import current_user, sign_in
@@ -24,7 +24,7 @@ def register(services: Services) -> None:
     @ui.page("/setup")
     def setup_page() -> None:
         """Create the first admin account; refused once any user exists."""
-        if User.select().exists():
+        if accounts_exist():
             with frame("Already set up", current_user()):
                 ui.label("Pulse already has accounts. Ask an administrator for one.")
                 ui.link("Sign in", "/login")
@@ -49,7 +49,7 @@ def register(services: Services) -> None:
                 button.disable()
                 try:
                     async with creating:
-                        if User.select().exists():
+                        if accounts_exist():
                             error.text = "Pulse is already set up: sign in instead."
                             return
                         user = await asyncio.get_running_loop().run_in_executor(

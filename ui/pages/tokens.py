@@ -8,7 +8,8 @@ from fastapi.responses import RedirectResponse
 from nicegui import ui
 
 from backend.services import Services
-from models.entities import ApiToken, User
+from models.accounts import active_tokens, issue_token, revoke_token
+from models.entities import ApiToken
 from ui.components.confirm import confirm
 from ui.components.copyable import copyable
 from ui.components.dates import utc_text
@@ -19,13 +20,6 @@ from ui.session import current_user, signed_out_redirect
 log = logging.getLogger("pulse.panel")
 
 MAX_NAME = 100
-
-
-def active_tokens(user: User) -> list[ApiToken]:
-    """The user's unrevoked tokens, newest first."""
-    return list(ApiToken.select()
-                .where((ApiToken.user == user) & ApiToken.revoked_at.is_null())
-                .order_by(ApiToken.created_at.desc(), ApiToken.prefix))
 
 
 def register(services: Services) -> None:
@@ -73,7 +67,7 @@ def register(services: Services) -> None:
                 if len(label) > MAX_NAME:
                     error.text = f"The name may have at most {MAX_NAME} characters."
                     return
-                record, secret = ApiToken.issue(user, label)
+                record, secret = issue_token(user, label)
                 log.info("API token %s created in the panel", record.prefix)
                 name.value = ""
                 shown.clear()
@@ -87,11 +81,8 @@ def register(services: Services) -> None:
                 if not await confirm(f"Revoke the token {token.name or token.prefix}? Programs "
                                      "using it lose access at once.", "Revoke"):
                     return
-                current = ApiToken.get_or_none((ApiToken.token_hash == token.token_hash)
-                                               & (ApiToken.user == user))
-                if current is not None and current.revoked_at is None:
-                    current.revoke()
-                    log.info("API token %s revoked in the panel", current.prefix)
+                if revoke_token(user, token.token_hash) is not None:
+                    log.info("API token %s revoked in the panel", token.prefix)
                 ui.notify("Token revoked")
                 shown.clear()
                 token_list.refresh()

@@ -10,6 +10,7 @@ from nicegui import ui
 
 from backend.auth import AccountError, create_user
 from backend.services import Services
+from models.accounts import AccessError, all_users, delete_user
 from models.entities import User
 from ui.components.confirm import confirm
 from ui.components.dates import utc_text
@@ -73,7 +74,7 @@ def register(services: Services) -> None:
 
             @ui.refreshable
             def user_list() -> None:
-                for person in User.select().order_by(User.email):
+                for person in all_users():
                     with ui.card().classes("w-full").mark(f"user-{person.email}"), \
                             ui.row().classes("w-full items-center justify-between"):
                         with ui.row().classes("items-center gap-2"):
@@ -91,10 +92,13 @@ def register(services: Services) -> None:
                                      "tokens and website access go with it.", "Delete user"):
                     return
                 me = current_user()
-                if me is None or not me.is_admin or me.get_id() == person.get_id():
-                    ui.notify("You cannot delete this account.", type="negative")
+                try:
+                    if me is None:
+                        raise AccessError("You cannot delete this account.")
+                    delete_user(me, person.get_id())
+                except AccessError as exc:
+                    ui.notify(str(exc), type="negative")
                     return
-                User.delete().where(User.email == person.email).execute()  # cascades
                 log.info("user %s deleted in the panel", person.get_id())
                 ui.notify(f"Deleted {person.email}")
                 user_list.refresh()

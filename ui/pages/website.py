@@ -9,8 +9,18 @@ from fastapi.responses import RedirectResponse
 from nicegui import ui
 
 from backend.services import Services
+from backend.website_deletion import delete_website
 from models.entities import Membership, User, Website
-from models.websites import WebsiteError, delete_website, grant_access, update_website
+from models.websites import (
+    WebsiteError,
+    add_member,
+    can_manage,
+    find_website,
+    members_of,
+    remove_member,
+    update_website,
+    website_for,
+)
 from ui.components.confirm import confirm
 from ui.components.feedback import error_line, sentence
 from ui.components.not_found import not_found
@@ -18,26 +28,11 @@ from ui.components.snippet import request_origin, tracker_snippet
 from ui.components.visitor_count import CurrentVisitors
 from ui.components.website_form import WebsiteForm
 from ui.layout import frame, heading_of, section_heading
-from ui.session import current_user, signed_out_redirect, website_for
+from ui.session import current_user, signed_out_redirect
 
 log = logging.getLogger("pulse.panel")
 
 NOT_FOUND = "This website does not exist, or you do not have access to it."
-
-
-def can_manage(user: User, website_id: str) -> bool:
-    """Admins and the website's owners change its settings and members, and delete it."""
-    if user.is_admin:
-        return Membership.allows(user, website_id)
-    return (Membership.select().where((Membership.user == user)
-                                      & (Membership.website == website_id)
-                                      & (Membership.role == "owner")).exists())
-
-
-def members_of(website_id: str) -> list[Membership]:
-    """The website's memberships with their users, by email."""
-    return list(Membership.select(Membership, User).join(User)
-                .where(Membership.website == website_id).order_by(User.email))
 
 
 def register(services: Services) -> None:
@@ -89,19 +84,20 @@ def register(services: Services) -> None:
                         .classes("text-sm")
 
                     async def delete() -> None:
-                        name = Website.get_or_none(Website.id == website.id)
-                        if name is None or not can_manage(user, website.id):
+                        current = website_for(user, website.id)
+                        if current is None or not can_manage(user, website.id):
                             ui.notify("This website is gone already.", type="warning")
                             return
-                        if not await confirm(f"Delete {name.name} and all its events? "
+                        if not await confirm(f"Delete {current.name} and all its events? "
                                              "This cannot be undone.", "Delete website"):
                             return
-                        removed = delete_website(website.id)
-                        services.websites.invalidate(website.id)
-                        services.hub.forget_website(website.id)
+                        if not can_manage(user, website.id):  # the answer may come late
+                            ui.notify("This website is gone already.", type="warning")
+                            return
+                        removed = await delete_website(services, website.id)
                         log.info("website %s deleted in the panel with %d events",
                                  website.id, removed)
-                        ui.notify(f"Deleted {name.name}", type="positive")
+                        ui.notify(f"Deleted {current.name}", type="positive")
                         ui.navigate.to("/")
 
                     ui.button("Delete website", icon="delete", on_click=delete) \
@@ -118,8 +114,8 @@ def settings_card(services: Services, website: Website, title: ui.label,
 
         def save() -> None:
             form.clear_error()
-            current = Website.get_or_none(Website.id == website.id)  # a fresh copy: a refused
-            if current is None:                                     # change leaves no trace
+            current = find_website(website.id)  # a fresh copy: a refused change
+            if current is None:                 # leaves no trace
                 form.show_error("This website was deleted.")
                 return
             try:
@@ -163,16 +159,11 @@ def members_card(user: User, website_id: str, manager: bool) -> None:
                             .mark(f"remove-{membership.user.email}")
 
         def remove(membership: Membership) -> None:
-            if not can_manage(user, website_id):
-                ui.notify("You cannot change the members of this website.", type="negative")
+            try:
+                remove_member(user, website_id, membership.user.get_id())
+            except WebsiteError as exc:
+                ui.notify(str(exc), type="negative")
                 return
-            owners = (Membership.select().where((Membership.website == website_id)
-                                                & (Membership.role == "owner")).count())
-            if membership.role == "owner" and owners <= 1:
-                ui.notify("A website keeps at least one owner.", type="negative")
-                return
-            Membership.delete().where((Membership.user == membership.user)
-                                      & (Membership.website == website_id)).execute()
             log.info("access to %s removed", website_id)
             ui.notify(f"{membership.user.email} no longer sees this website")
             if membership.user.get_id() == user.get_id():
@@ -190,24 +181,11 @@ def members_card(user: User, website_id: str, manager: bool) -> None:
 
             def add() -> None:
                 error.text = ""
-                if not can_manage(user, website_id):
-                    error.text = "You cannot change the members of this website."
+                try:
+                    person = add_member(user, website_id, email.value or "")
+                except WebsiteError as exc:
+                    error.text = str(exc)
                     return
-                address = (email.value or "").strip()
-                person = User.by_email(address) if address else None
-                if person is None:
-                    error.text = (f"No account has the email {address!r}. An administrator "
-                                  "creates accounts under Users." if address
-                                  else "Type the email of an existing account.")
-                    return
-                website = Website.get_or_none(Website.id == website_id)
-                if website is None:
-                    error.text = "This website was deleted."
-                    return
-                if Membership.allows(person, website_id):
-                    error.text = f"{person.email} has access already."
-                    return
-                grant_access(website, person)
                 log.info("access to %s given", website_id)
                 email.value = ""
                 ui.notify(f"{person.email} now sees this website", type="positive")

@@ -9,7 +9,7 @@ from nicegui import ui
 
 from backend.services import Services
 from models.entities import Website
-from models.websites import WebsiteError, create_website
+from models.websites import WebsiteError, create_website, websites_of
 from ui.components.feedback import sentence
 from ui.components.visitor_count import CurrentVisitors
 from ui.components.website_form import WebsiteForm
@@ -53,7 +53,7 @@ def register(services: Services) -> None:
                     ui.button("Cancel", on_click=dialog.close).props("flat")
                     ui.button("Create website", on_click=add).mark("create-website")
 
-            websites = list(Website.visible_to(user))
+            websites = websites_of(user)
             with ui.row().classes("w-full items-center justify-between"):
                 ui.label(f"{len(websites)} website{'' if len(websites) == 1 else 's'}") \
                     .classes("text-sm text-slate-500")
