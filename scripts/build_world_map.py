@@ -61,6 +61,10 @@ def ring(indexes: list[int], arcs: list[list[Position]]) -> list[Position]:
     for index in indexes:
         arc = arcs[index] if index >= 0 else arcs[~index][::-1]
         points.extend(arc[1:] if points else arc)
+    if any(abs(a[0] - b[0]) > 180 for a, b in zip(points, points[1:], strict=False)):
+        # A ring across the antimeridian (Fiji, Russia's far east): keep it in one piece east
+        # of 180° instead of a line drawn across the whole flat map.
+        points = [[lon + 360 if lon < 0 else lon, lat] for lon, lat in points]
     rounded: list[Position] = []
     for lon, lat in points:
         point = [round(lon, 1), round(lat, 1)]

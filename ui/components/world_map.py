@@ -116,7 +116,7 @@ class WorldMap:
             "tooltip": {"trigger": "item", "confine": True},
             "geo": {
                 "map": MAP_NAME, "roam": False, "selectedMode": False,
-                "layoutCenter": ["50%", "50%"], "layoutSize": "125%", "aspectScale": 0.85,
+                "top": 4, "bottom": 4, "left": 4, "right": 4, "aspectScale": 0.85,
                 ":itemStyle": "pulseMapStyle().itemStyle",
                 ":emphasis": "pulseMapStyle().emphasis",
                 "tooltip": {"show": True, "formatter": "{b}: no current visitors"},
@@ -130,7 +130,7 @@ class WorldMap:
                 # No pulse for those who asked for less motion: a still dot marks the country.
                 ":showEffectOn": "pulseReducedMotion() ? 'emphasis' : 'render'",
             }],
-        }).classes("pulse-chart pulse-world-map w-full h-56 sm:h-80")
+        }).classes("pulse-chart pulse-world-map w-full h-52 sm:h-96 overflow-hidden")
         tag(self.chart, "world-map")
         self.chart.on_click(self._clicked)
 
