@@ -153,18 +153,30 @@ class WebsiteList:
         with ui.card().classes("w-full p-0 gap-0").props("flat bordered"):
             self.empty = ui.label("No website matches.").classes(
                 "text-sm text-slate-500 px-3 py-4")
-            self.rows = [_SiteRow() for _ in range(min(PAGE_SIZE, len(self.entries)))]
+            self.rows: list[_SiteRow] = []
+            self.card = ui.element("div").classes("w-full")
         with ui.row().classes("w-full items-center justify-end gap-2") as self.pager:
             self.position = ui.label().classes("text-sm text-slate-600").mark("website-page")
             self.previous = ui.button(icon="chevron_left", on_click=lambda: self._turn(-1)) \
                 .props('flat round dense aria-label="Previous page"').mark("previous-page")
             self.next = ui.button(icon="chevron_right", on_click=lambda: self._turn(1)) \
                 .props('flat round dense aria-label="Next page"').mark("next-page")
-        for entry in self.entries:
-            ui.context.client.on_delete(hub.subscribe(entry.id, self._on_message))
-        self.redraw()
-        ui.timer(REFRESH_SECONDS, self.tick)
-        background_tasks.create(self._seed(), name="seed the websites list")
+
+    @classmethod
+    async def create(cls, hub: Hub, websites: Sequence[Website]) -> WebsiteList:
+        """Build the list in the current container. Building a row costs about 1.5 ms of
+        NiceGUI's time: the loop gets a turn between rows, so the page never holds it long."""
+        built = cls(hub, websites)
+        for _ in range(min(PAGE_SIZE, len(built.entries))):
+            with built.card:
+                built.rows.append(_SiteRow())
+            await asyncio.sleep(0)
+        for entry in built.entries:
+            ui.context.client.on_delete(hub.subscribe(entry.id, built._on_message))
+        built.redraw()
+        ui.timer(REFRESH_SECONDS, built.tick)
+        background_tasks.create(built._seed(), name="seed the websites list")
+        return built
 
     def _on_message(self, message: HubMessage) -> None:
         self.dirty = True

@@ -65,6 +65,6 @@ def register(services: Services) -> None:
                 ui.label("No websites yet. Add one to get its tracking snippet.") \
                     .classes("text-slate-500")
             else:
-                WebsiteList(services.hub, websites)
+                await WebsiteList.create(services.hub, websites)
         return None
 
