@@ -98,3 +98,24 @@ async def test_clicking_a_country_filters_the_feed_and_pages(user: Any, signed_i
     user.find(marker="clear-country").click()
     await user.should_see("/lyon", retries=WAIT)
     await user.should_not_see(marker="country-filter")
+
+
+@pytest.mark.asyncio
+async def test_the_country_picker_filters_by_keyboard(user: Any, signed_in: Any, website: Any,
+                                                      services: Any) -> None:
+    await user.open(f"/websites/{website.id}/live")
+    await services.writer.write(new_event(website.id, "/berlin", "v1", country="DE"))
+    await services.writer.write(new_event(website.id, "/paris", "v2", country="FR"))
+    await user.should_see("/paris", retries=WAIT)
+    (picker,) = user.find(marker="country-picker").elements
+    for _ in range(WAIT):
+        if picker.options:
+            break
+        await user.should_see("/paris")
+    assert picker.options == {"FR": "France", "DE": "Germany"}
+    picker.value = "DE"
+    await user.should_see("Showing visitors from Germany")
+    await user.should_not_see("/paris")
+    click_country(user, "Germany")  # the map and the picker are one filter
+    await user.should_see("/paris", retries=WAIT)
+    assert picker.value is None

@@ -212,7 +212,13 @@ class WorldMapCard:
                     tag(self.filter_text, "country-filter")
                     tag(ui.button("Clear", icon="close", on_click=lambda: on_select(None))
                         .props("flat dense no-caps"), "clear-country")
+                # The same filter by keyboard (and screen reader): the countries with visitors.
+                self.picker = ui.select({}, label="Country", clearable=True) \
+                    .props("dense outlined options-dense").classes("w-44")
+                tag(self.picker, "country-picker")
+                self.picker.on_value_change(lambda e: on_select(e.value or None))
             self.filter_row.set_visibility(False)
+            self._choices: dict[str, str] = {}
             self.map = WorldMap(on_select)
             ui.label("Click a country to show only its visitors in the feed and active pages.") \
                 .classes("text-xs text-slate-500")
@@ -220,6 +226,16 @@ class WorldMapCard:
     def show(self, visitors: Sequence[tuple[str, int]], pulses: Iterable[str],
              selected: str | None) -> None:
         """Redraw the map and the filter line."""
+        choices = {code: country_name(code) for code, _count in visitors
+                   if code in countries()}
+        if selected is not None:
+            choices.setdefault(selected, country_name(selected))
+        choices = dict(sorted(choices.items(), key=lambda kv: kv[1]))
+        if choices != self._choices:
+            self._choices = choices
+            self.picker.set_options(choices, value=selected)
+        elif self.picker.value != selected:
+            self.picker.set_value(selected)
         self.filter_row.set_visibility(selected is not None)
         if selected is not None:
             self.filter_text.set_text(f"Showing visitors from {country_name(selected)}")

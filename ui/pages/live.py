@@ -114,6 +114,8 @@ class LiveView:
 
     def choose_country(self, country: str | None) -> None:
         """Filter the feed and active pages to ``country`` (None: every country)."""
+        if country == self.filter.country:
+            return
         self.filter.choose(country, self.services.hub.stats(self.website_id).recent_events())
         self.redraw()
 
