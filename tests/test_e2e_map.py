@@ -1,6 +1,6 @@
 """The live page's world map in a real browser: the shipped shapes render, countries with
-visitors are shaded, a click on a country filters the feed to it, and the page still fits a phone
-and passes axe-core with the map on it (light and dark)."""
+visitors are shaded, a click on a country filters the feed to it, the map follows dark mode, and
+the page still fits a phone and passes axe-core with the map on it (light and dark)."""
 
 from __future__ import annotations
 
@@ -96,7 +96,11 @@ async def test_the_world_map_renders_and_a_click_filters_the_feed(tmp_path: Path
             await expect(page.locator('[data-pulse="active-page-1"]')).to_be_hidden()
             await expect(page.locator('[data-pulse="feed-row-0"]')).to_contain_text("/rio")
             await expect(page.locator('[data-pulse="active-page-0"]')).to_contain_text("/rio")
-            await assert_page_for_everyone(page)  # with the filter on
+            await assert_page_for_everyone(page)  # with the filter on; it ends in dark mode
+            await page.wait_for_function(  # the map's sea of countries follows the theme
+                """() => getElement(document.querySelector('[data-pulse="world-map"]')).chart
+                         .getOption().geo[0].itemStyle.areaColor === '#334155'""",
+                timeout=PATIENCE_MS)
 
             await page.locator('[data-pulse="clear-country"]').click()
             await expect(page.locator('[data-pulse="feed-row-2"]')).to_be_visible()
