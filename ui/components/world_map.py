@@ -10,6 +10,7 @@ from anywhere but this server.
 from __future__ import annotations
 
 import json
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from functools import cache
@@ -27,6 +28,7 @@ from ui.components.live_widgets import heading, tag
 GEO_FILE = Path(__file__).resolve().parent.parent / "static" / "world-countries.js"
 GEO_URL = "/pulse-static/world-countries.js"
 MAP_NAME = "pulse-world"
+MAP_SECONDS = 1.0  # the map's options are sent at most this often (a page redraws up to 4 Hz)
 
 # pulseMapShade(share) colours a country by its share of the busiest one (indigo, readable on both
 # themes); pulseMapStyle() is the map's base look for the current theme, re-applied when it flips.
@@ -105,12 +107,16 @@ class WorldMap:
     """A choropleth of current visitors by country with pulses for new events; redrawn only when
     what it shows changed (the live page's timer calls ``show`` at most four times a second)."""
 
-    def __init__(self, on_select: Callable[[str | None], None]) -> None:
+    def __init__(self, on_select: Callable[[str | None], None],
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.on_select = on_select
+        self.clock = clock
         self.selected: str | None = None
         self._shown: Any = None
+        self._drawn = float("-inf")
         self.chart = ui.echart({
             ":animation": "!pulseReducedMotion()",
+            "animationDurationUpdate": 300,
             "aria": {"enabled": True, "label": {"description": "World map of current visitors "
                                                                "by country"}},
             "tooltip": {"trigger": "item", "confine": True},
@@ -126,6 +132,7 @@ class WorldMap:
                 "name": "New events", "type": "effectScatter", "coordinateSystem": "geo",
                 "data": [], "symbolSize": 7, "silent": True, "tooltip": {"show": False},
                 "itemStyle": {"color": "#f97316"},
+                "zlevel": 1,  # its own canvas: a ripple repaints the dots, not the world
                 "rippleEffect": {"scale": 4, "period": 1.5, "brushType": "stroke"},
                 # No pulse for those who asked for less motion: a still dot marks the country.
                 ":showEffectOn": "pulseReducedMotion() ? 'emphasis' : 'render'",
@@ -149,7 +156,12 @@ class WorldMap:
         shown = (tuple(visitors), tuple(pulse_at), selected)
         if shown == self._shown:
             return
+        now = self.clock()
+        if (self._shown is not None and selected == self._shown[2]
+                and now - self._drawn < MAP_SECONDS):
+            return  # shading moves at most once a second; a click shows at once
         self._shown = shown
+        self._drawn = now
         top = max((count for _code, count in visitors), default=0)
         regions = []
         for code, count in visitors:
