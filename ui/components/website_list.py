@@ -242,6 +242,10 @@ class WebsiteList:
         order = [e.id for e in self.shown] + [e.id for e in self.entries if e.id not in shown]
         missing = [website_id for website_id in order if not self.hub.has_stats(website_id)]
         for start in range(0, len(missing), SEED_AT_ONCE):
-            await asyncio.gather(*(self.hub.seeded_stats(website_id)
-                                   for website_id in missing[start:start + SEED_AT_ONCE]))
-            self.dirty = True
+            chunk = missing[start:start + SEED_AT_ONCE]
+            await asyncio.gather(*(self.hub.seeded_stats(website_id) for website_id in chunk))
+            on_screen = {e.id for e in self.shown}
+            if any(website_id in on_screen for website_id in chunk):
+                self.redraw()  # the rows on screen get their numbers at once
+            else:
+                self.dirty = True
