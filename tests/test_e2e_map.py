@@ -83,7 +83,7 @@ async def test_the_world_map_renders_and_a_click_filters_the_feed(tmp_path: Path
                            const geo = chart && chart.getOption().geo;
                            return geo && geo[0].regions.filter(r => r.tooltip).length === 2; }""",
                 timeout=PATIENCE_MS)
-            assert await world_map.locator("canvas").count() == 1
+            assert await world_map.locator("canvas").count() == 2  # the world; the pulses
             assert not [e for e in errors if "map" in e.lower()], errors
             if os.environ.get("PULSE_SCREENSHOTS") == "1":  # refresh the README's picture
                 await page.wait_for_timeout(1500)  # the pulses at full size: for the picture only
