@@ -76,9 +76,16 @@ def subscribers(port: int, path: str, token: str, count: int, seconds: float,
             stop_process(proc, timeout=seconds + 30)
 
 
-def wrk_env(website_id: str, visitors: int) -> dict[str, str]:
+# Client IPs of eight countries (iptocc: DE, BR, US, JP, SE, FR, IN, AU) for --countries.
+COUNTRY_IPS = "85.214.0.1,200.147.1.1,8.8.8.8,133.1.1.1,2.2.2.2,90.0.0.1,117.192.0.1,1.120.0.1"
+
+
+def wrk_env(website_id: str, visitors: int, countries: bool = False) -> dict[str, str]:
     """The variables post_event.lua reads."""
-    return {"BENCH_WEBSITE_ID": website_id, "BENCH_VISITORS": str(visitors)}
+    env = {"BENCH_WEBSITE_ID": website_id, "BENCH_VISITORS": str(visitors)}
+    if countries:
+        env["BENCH_FORWARDED_FOR"] = COUNTRY_IPS
+    return env
 
 
 def run_baseline(args: argparse.Namespace) -> dict[str, Any]:
@@ -99,12 +106,13 @@ def run_pulse(args: argparse.Namespace, panels: int = 0) -> dict[str, Any]:
     """One Pulse measurement, with SSE subscribers (and ``panels`` dashboard pages) open."""
     server_cpu, load_cpu = cpus()
     hold = args.warmup + args.seconds + 15
-    with pulse_server(server_cpu) as pulse, \
+    proxied = {"PULSE_TRUST_PROXY": "1"} if args.countries else {}
+    with pulse_server(server_cpu, **proxied) as pulse, \
             subscribers(pulse.port, pulse.live_path, pulse.token, args.subscribers, hold,
                         load_cpu) as subs, \
             open_panels(pulse, panels, load_cpu) as shown:
         url = pulse.base + "/web/analytics/track"
-        env = wrk_env(pulse.website_id, args.visitors)
+        env = wrk_env(pulse.website_id, args.visitors, args.countries)
         run_wrk(url, LUA, connections=args.connections, seconds=args.warmup, threads=1,
                 cpu=load_cpu, env=env)
         profile = Path(args.profile) if args.profile else None
@@ -144,6 +152,9 @@ def main() -> int:
     parser.add_argument("--visitors", type=int, default=5000)
     parser.add_argument("--panels", type=int, default=0,
                         help="B4: live dashboard pages open; the baseline is then Pulse with none")
+    parser.add_argument("--countries", action="store_true",
+                        help="events from eight countries (X-Forwarded-For, trusted): the live "
+                             "pages' world map then changes under load")
     parser.add_argument("--profile", help="py-spy Pulse during the measured runs, into this file")
     parser.add_argument("--name", default="", help="results file name (default b1 / b4)")
     args = parser.parse_args()

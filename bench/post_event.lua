@@ -1,5 +1,7 @@
 -- wrk script: POST a realistic ~300-byte tracking event with varying visitors and pages.
 -- BENCH_WEBSITE_ID: the website id; BENCH_VISITORS: how many distinct visitors (default 5000).
+-- BENCH_FORWARDED_FOR (optional): comma-separated client IPs sent as X-Forwarded-For, one picked
+-- at random per request (with PULSE_TRUST_PROXY=1 events then come from several countries).
 local website = os.getenv("BENCH_WEBSITE_ID") or "unknown"
 local visitors = tonumber(os.getenv("BENCH_VISITORS") or "5000")
 local pages = {
@@ -17,6 +19,11 @@ wrk.headers["User-Agent"] = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 
   "(KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36"
 wrk.headers["Accept-Language"] = "en-US,en;q=0.9"
 
+local forwarded = {}
+for ip in string.gmatch(os.getenv("BENCH_FORWARDED_FOR") or "", "[^,]+") do
+  forwarded[#forwarded + 1] = ip
+end
+
 local counter = 0
 math.randomseed(os.time() + tonumber(tostring({}):sub(8), 16) % 100000)
 
@@ -28,5 +35,8 @@ request = function()
     '"session_id":"s%07d","referrer":"%s","hostname":"bench.example.com",' ..
     '"title":"Pulse benchmark page title","screen_width":1440,"props":{"plan":"pro","n":%d}}',
     website, pages[math.random(#pages)], v, v, referrers[math.random(#referrers)], counter)
+  if #forwarded > 0 then
+    wrk.headers["X-Forwarded-For"] = forwarded[math.random(#forwarded)]
+  end
   return wrk.format(nil, nil, nil, body)
 end

@@ -209,6 +209,13 @@ class LiveStats:
         """Pages being viewed now: each visitor counted once, on the page of their latest event."""
         return [{"pathname": p, "visitors": c} for p, c in _top(self._pages, n)]
 
+    def active_pages_in(self, country: str, n: int = TOP_N) -> list[dict[str, Any]]:
+        """Active pages of the visitors from one country (a pass over the window's visitors: for
+        a page filtered to a country, not for every frame)."""
+        pages: Counter[str] = Counter(v.pathname for v in self._visitors.values()
+                                      if (v.country or "unknown") == country)
+        return [{"pathname": p, "visitors": c} for p, c in _top(pages, n)]
+
     def top(self, dimension: str, n: int = TOP_N) -> list[dict[str, Any]]:
         """Current visitors by source, country or device."""
         return [{"name": k, "visitors": c} for k, c in _top(self._dims[dimension], n)]

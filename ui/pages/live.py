@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from fastapi.responses import RedirectResponse
 from nicegui import ui
 
+from backend.live.hub import HubMessage
 from backend.services import Services
 from models.entities import User, Website, now_ms
 from ui.components.alert_banner import AlertBanner
@@ -23,6 +24,7 @@ from ui.components.live_widgets import (
     connection_status,
     heading,
 )
+from ui.components.world_map import CountryFilter, WorldMapCard, add_map_assets, serve_map_assets
 from ui.layout import frame
 from ui.session import current_user, signed_out_redirect, website_for
 
@@ -55,6 +57,7 @@ class LiveView:
         self.website_id = website.id
         self.zone = website_zone(website)
         self.state = LiveState()
+        self.filter = CountryFilter()
         with ui.element("section").classes("pulse-stats w-full") \
                 .props('aria-label="Visitors now"'):
             self.current = StatCard("Current visitors", "live-current",
@@ -66,6 +69,7 @@ class LiveView:
         with ui.card().classes("w-full px-4 pt-3 pb-1 gap-0").props("flat bordered"):
             heading("Last 30 minutes")
             self.chart = MinuteChart()
+        self.map = WorldMapCard(self.choose_country)
         with ui.element("div").classes("pulse-live-grid w-full"):
             with ui.card().classes("pulse-area-feed w-full gap-0 px-0 pt-3 pb-1") \
                     .props("flat bordered"):
@@ -93,11 +97,28 @@ class LiveView:
                            f"{stats.unique_visitors:,} unique, {pageviews:,} pageviews "
                            "in the last 30 minutes")
         self.chart.show(minutes, self.zone)
-        self.feed.show(stats.recent_events(), fresh, self.zone)
-        self.pages.show([(p["pathname"], p["visitors"]) for p in stats.active_pages(8)])
+        recent = stats.recent_events()
+        country = self.filter.country
+        self.map.show([(t["name"], t["visitors"]) for t in stats.top("country", 300)],
+                      (e.country for e in recent if e.id in fresh), country)
+        self.feed.show(recent if country is None else list(self.filter.events), fresh, self.zone)
+        pages = stats.active_pages(8) if country is None else stats.active_pages_in(country, 8)
+        self.pages.show([(p["pathname"], p["visitors"]) for p in pages])
         for widget, dimension, n in ((self.sources, "source", 5), (self.countries, "country", 5),
                                      (self.devices, "device", 3)):
             widget.show([(t["name"], t["visitors"]) for t in stats.top(dimension, n)])
+
+    def on_message(self, message: HubMessage) -> None:
+        """The hub's listener: fold the message into the page's state (O(1) per event)."""
+        self.state.on_message(message)
+        self.filter.on_message(message)
+
+    def choose_country(self, country: str | None) -> None:
+        """Filter the feed and active pages to ``country`` (None: every country)."""
+        if country == self.filter.country:
+            return
+        self.filter.choose(country, self.services.hub.stats(self.website_id).recent_events())
+        self.redraw()
 
     def tick(self) -> None:
         """The page's timer: redraw when something arrived, a highlight ended or a second passed."""
@@ -107,6 +128,7 @@ class LiveView:
 
 def register(services: Services) -> None:
     """Register the live page for ``services``."""
+    serve_map_assets()
 
     @ui.page("/websites/{website_id}/live")
     def live_page(website_id: str) -> RedirectResponse | None:
@@ -119,6 +141,7 @@ def register(services: Services) -> None:
             website_not_found(user)
             return None
         add_live_assets()
+        add_map_assets()
         with frame(f"{website.name} · live", user):
             with ui.row().classes("w-full items-center justify-between -mt-2"):
                 with ui.row().classes("items-center gap-x-4 gap-y-1 min-w-0"):
@@ -129,7 +152,7 @@ def register(services: Services) -> None:
             AlertBanner(services.alerts, website.id)
             view = LiveView(services, website)
         view.redraw()
-        unsubscribe = services.hub.subscribe(website.id, view.state.on_message)
+        unsubscribe = services.hub.subscribe(website.id, view.on_message)
         ui.context.client.on_delete(unsubscribe)
         ui.timer(REDRAW_SECONDS, view.tick)
         return None
