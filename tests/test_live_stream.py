@@ -273,10 +273,11 @@ async def test_a_replay_larger_than_the_backlog_bound_arrives_whole(
 async def test_live_events_arriving_during_a_replay_come_once_and_in_order(
         http_client: Any, base_url: str, website: Any, token: str, services: Any,
         monkeypatch: pytest.MonkeyPatch) -> None:
+    hub = services.hub
+    monkeypatch.setattr(hub, "_replay_bytes", 0)  # no replay buffer: the replay reads the store
     ids = await post_many(http_client, base_url, website.id, 10)
     loop = asyncio.get_running_loop()
-    hub = services.hub
-    read_from_store = hub.replay_from_store
+    read_from_store = hub._load_after
     during: list[int] = []
 
     def replay_while_events_arrive(website_id: str, last_id: int, limit: int) -> Any:
@@ -292,8 +293,7 @@ async def test_live_events_arriving_during_a_replay_come_once_and_in_order(
         during.extend(post(2))
         return rows
 
-    monkeypatch.setattr(hub, "replay_from_buffer", lambda *args: None)  # replay from the store
-    monkeypatch.setattr(hub, "replay_from_store", replay_while_events_arrive)
+    monkeypatch.setattr(hub, "_load_after", replay_while_events_arrive)
     reader = SSEReader(live_url(base_url, website.id),
                        bearer(token, **{"Last-Event-ID": str(ids[3])})).start()
     try:
