@@ -203,9 +203,11 @@ class RawHTTP:
         if method == "HEAD" or status in ("204", "304"):
             length = 0
         if headers.get("content-type", "").startswith("text/event-stream"):
-            # An endless stream: read its first frames, up to ``connected``, then hang up.
-            while not re.search(rb'"type":"connected".*?\n\n', self._buffer, re.S):
-                if not self._read_more():
+            # An endless stream: read its first frames, up to ``connected`` (or ``reset``, its
+            # form for a Last-Event-ID the server cannot honour), then hang up.
+            deadline = time.monotonic() + self.timeout  # heartbeats alone never end the read
+            while not re.search(rb'"type":"(?:connected|reset)".*?\n\n', self._buffer, re.S):
+                if time.monotonic() > deadline or not self._read_more():
                     break
             body = self._buffer
             self.close()
