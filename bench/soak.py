@@ -271,6 +271,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 and s["id_sum"] == posted["id_sum"] and s["ordered"]]
     rss = [r for _, r in samples]
     half = [r for t, r in samples if t >= elapsed / 2]
+    last = [r for t, r in samples if t >= elapsed - args.flat_window]
     return {
         "duration_s": round(elapsed, 1), "target_rate": args.rate,
         "achieved_rate": round(posted["acknowledged"] / posted["elapsed"], 1),
@@ -285,6 +286,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "rss_mib_end": round(rss[-1], 1),
         "rss_mib_second_half_min": round(min(half), 1) if half else None,
         "rss_mib_second_half_max": round(max(half), 1) if half else None,
+        "flat_window_s": args.flat_window,
+        "rss_mib_last_window_min": round(min(last), 1) if last else None,
+        "rss_mib_last_window_max": round(max(last), 1) if last else None,
+        # the spread of the last window around its middle: ±x % of (max + min) / 2
+        "rss_last_window_spread_pct": (
+            round(100 * (max(last) - min(last)) / (max(last) + min(last)), 2) if last else None),
         "rss_samples": [(round(t, 1), round(r, 1)) for t, r in samples],
         "server_cpu_s": round(cpu_used, 1),
         "server_log_warnings": sum(1 for line in log_path.read_text().splitlines()
@@ -302,6 +309,10 @@ def main() -> int:
     parser.add_argument("--sample-every", type=float, default=5, help="RSS sample period (s)")
     parser.add_argument("--max-growth-mib", type=float, default=32,
                         help="largest RSS rise allowed over the second half (default 32)")
+    parser.add_argument("--flat-window", type=float, default=900,
+                        help="the closing stretch whose RSS must stay flat, s (default 900)")
+    parser.add_argument("--flat-pct", type=float, default=5,
+                        help="how flat: ± this % around its middle (default 5)")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument("--verbose", action="store_true", help="print every RSS sample")
     args = parser.parse_args()
@@ -313,7 +324,8 @@ def main() -> int:
     lost = (figures["subscribers_complete"] != args.subscribers or figures["post_errors"]
             or figures["acknowledged"] != figures["sent"])
     second_half = figures["rss_mib_second_half_max"] or 0
-    grew = second_half - (figures["rss_mib_second_half_min"] or 0) > args.max_growth_mib
+    grew = (second_half - (figures["rss_mib_second_half_min"] or 0) > args.max_growth_mib
+            or (figures["rss_last_window_spread_pct"] or 0) > args.flat_pct)
     if lost:
         print("FAIL: an event was not acknowledged or not delivered to every subscriber")
     if grew:
