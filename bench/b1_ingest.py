@@ -26,7 +26,9 @@ from bench.common import (  # noqa: E402
     PYTHON,
     cpus,
     free_port,
+    machine_busy,
     machine_facts,
+    machine_ticks,
     median,
     pulse_server,
     py_spy,
@@ -116,9 +118,14 @@ def run_pulse(args: argparse.Namespace, panels: int = 0) -> dict[str, Any]:
         run_wrk(url, LUA, connections=args.connections, seconds=args.warmup, threads=1,
                 cpu=load_cpu, env=env)
         profile = Path(args.profile) if args.profile else None
+        cpu_before, ticks = pulse.cpu_seconds(), (machine_ticks(server_cpu),
+                                                   machine_ticks(load_cpu))
         with py_spy(pulse.proc.pid, profile):
             result = run_wrk(url, LUA, connections=args.connections, seconds=args.seconds,
                              threads=1, cpu=load_cpu, env=env)
+        server_cpu_s = pulse.cpu_seconds() - cpu_before
+        busy = [machine_busy(before, machine_ticks(core))
+                for before, core in zip(ticks, (server_cpu, load_cpu), strict=True)]
         rss = pulse.rss_kb()
         subs.terminate()
         summary_text, _ = subs.communicate(timeout=30)
@@ -126,7 +133,12 @@ def run_pulse(args: argparse.Namespace, panels: int = 0) -> dict[str, Any]:
     return {"rps": result.rps, "p50_ms": result.p50_ms, "p99_ms": result.p99_ms,
             "non_2xx": result.non_2xx, "socket_errors": result.socket_errors,
             "requests": result.requests, "rss_kb": rss, "subscribers": summary,
-            "panels": shown}
+            "panels": shown,
+            # where the time went: Pulse's CPU per answered request, and how busy the server's
+            # core and the load generators' core were (a load core at 100 % caps the req/s)
+            "server_cpu_us_per_request": (1e6 * server_cpu_s / result.requests
+                                          if result.requests else 0.0),
+            "server_core_busy": busy[0], "load_core_busy": busy[1]}
 
 
 @contextlib.contextmanager
@@ -174,12 +186,19 @@ def main() -> int:
         print(f"round {i + 1}: baseline {base['rps']:.0f} req/s p99 {base['p99_ms']:.1f} ms | "
               f"pulse {pulse['rps']:.0f} req/s p99 {pulse['p99_ms']:.1f} ms "
               f"non-2xx {pulse['non_2xx']} | ratio {ratio:.3f}", flush=True)
+        for side, figures in (("baseline", base), ("pulse", pulse)):
+            if "server_cpu_us_per_request" in figures:
+                print(f"  {side}: Pulse CPU {figures['server_cpu_us_per_request']:.0f} µs per "
+                      f"request, server core {figures['server_core_busy']:.0%} busy, load core "
+                      f"{figures['load_core_busy']:.0%}", flush=True)
     summary = {
         "ratio_median": median([r["ratio"] for r in rounds]),
         "baseline_rps_median": median([r["baseline"]["rps"] for r in rounds]),
         "pulse_rps_median": median([r["pulse"]["rps"] for r in rounds]),
         "pulse_p99_ms_median": median([r["pulse"]["p99_ms"] for r in rounds]),
         "pulse_non_2xx_total": sum(r["pulse"]["non_2xx"] for r in rounds),
+        "pulse_cpu_us_per_request_median": median(
+            [r["pulse"]["server_cpu_us_per_request"] for r in rounds]),
     }
     return report(name, args, facts, rounds, summary)
 

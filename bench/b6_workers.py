@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.b1_ingest import LUA, subscribers, wrk_env  # noqa: E402
 from bench.b7_cross_instance import instances  # noqa: E402
-from bench.common import machine_facts, median, report, run_wrk  # noqa: E402
+from bench.common import machine_busy, machine_facts, machine_ticks, median, report, run_wrk  # noqa: E402
 
 
 def run(workers: int, args: argparse.Namespace, sqlite: bool = False) -> dict[str, Any]:
@@ -31,15 +31,17 @@ def run(workers: int, args: argparse.Namespace, sqlite: bool = False) -> dict[st
             env = wrk_env(website_id, args.visitors)
             run_wrk(url, LUA, connections=args.connections, seconds=args.warmup, threads=1,
                     env=env)
+            ticks = machine_ticks()
             result = run_wrk(url, LUA, connections=args.connections, seconds=args.seconds,
                              threads=1, env=env)
+            busy = machine_busy(ticks, machine_ticks())
             subs.terminate()
             summary_text, _ = subs.communicate(timeout=30)
     summary = json.loads(summary_text.strip().splitlines()[-1]) if summary_text.strip() else {}
     return {"workers": workers, "rps": result.rps, "p50_ms": result.p50_ms,
             "p99_ms": result.p99_ms, "non_2xx": result.non_2xx,
             "socket_errors": result.socket_errors, "requests": result.requests,
-            "subscribers": summary}
+            "machine_busy": busy, "subscribers": summary}
 
 
 def main() -> int:
@@ -63,11 +65,12 @@ def main() -> int:
         row["postgres_vs_sqlite"] = row["w1"]["rps"] / row["sqlite"]["rps"] \
             if row["sqlite"]["rps"] else 0.0
         rounds.append(row)
-        print(f"round {i + 1}: --workers 1 {row['w1']['rps']:.0f} req/s "
-              f"p99 {row['w1']['p99_ms']:.1f} ms non-2xx {row['w1']['non_2xx']} | "
-              f"--workers 2 {row['w2']['rps']:.0f} req/s p99 {row['w2']['p99_ms']:.1f} ms "
-              f"non-2xx {row['w2']['non_2xx']} | ratio {row['ratio']:.2f} | SQLite, one "
-              f"process {row['sqlite']['rps']:.0f} req/s p99 {row['sqlite']['p99_ms']:.1f} ms",
+        w1, w2, lite = row["w1"], row["w2"], row["sqlite"]
+        print(f"round {i + 1}: --workers 1 {w1['rps']:.0f} req/s p99 {w1['p99_ms']:.1f} ms "
+              f"non-2xx {w1['non_2xx']} cores busy {w1['machine_busy']:.0%} | --workers 2 "
+              f"{w2['rps']:.0f} req/s p99 {w2['p99_ms']:.1f} ms non-2xx {w2['non_2xx']} "
+              f"cores busy {w2['machine_busy']:.0%} | ratio {row['ratio']:.2f} | SQLite, one "
+              f"process {lite['rps']:.0f} req/s p99 {lite['p99_ms']:.1f} ms",
               flush=True)
     summary = {
         "ratio_median": median([r["ratio"] for r in rounds]),
@@ -75,6 +78,8 @@ def main() -> int:
         "w2_rps_median": median([r["w2"]["rps"] for r in rounds]),
         "sqlite_rps_median": median([r["sqlite"]["rps"] for r in rounds]),
         "postgres_vs_sqlite_median": median([r["postgres_vs_sqlite"] for r in rounds]),
+        "w1_machine_busy_median": median([r["w1"]["machine_busy"] for r in rounds]),
+        "w2_machine_busy_median": median([r["w2"]["machine_busy"] for r in rounds]),
         "non_2xx_total": sum(r[k]["non_2xx"] for r in rounds for k in ("w1", "w2")),
     }
     return report(args.name, args, facts, rounds, summary)

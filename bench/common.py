@@ -105,6 +105,23 @@ def cpu_seconds(pid: int) -> float:
     return 0.0
 
 
+def machine_ticks(core: str | None = None) -> tuple[int, int]:
+    """(busy, total) CPU ticks so far of the whole machine, or of one core ("0"), from
+    /proc/stat."""
+    name = "cpu" if core is None else f"cpu{core}"
+    with open("/proc/stat") as stat:
+        fields = next([int(v) for v in line.split()[1:]] for line in stat
+                      if line.split()[0] == name)
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def machine_busy(before: tuple[int, int], after: tuple[int, int]) -> float:
+    """The share of the cores busy between two ``machine_ticks()`` readings (0–1)."""
+    total = after[1] - before[1]
+    return (after[0] - before[0]) / total if total else 0.0
+
+
 def children(pid: int) -> list[int]:
     """Direct children of a process (nginx's workers)."""
     path = Path(f"/proc/{pid}/task/{pid}/children")
