@@ -195,6 +195,9 @@ def main() -> int:
     while (built := build_pending(datetime.now(UTC), max_days=366)) > 0:
         days += built
     setup["rollup_days"] = days
+    for table in ("rollup", "page_rollup"):  # what the rollups cost in rows
+        setup[f"{table}_rows"] = database.obj.execute_sql(
+            f'SELECT COUNT(*) FROM "{table}"').fetchone()[0]
     setup["rollup_build_s"] = time.perf_counter() - started
     print(f"rollups: {days} days built in {setup['rollup_build_s']:.1f} s", flush=True)
 

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import peewee
 
 from models.db import database
-from models.entities import Event, Membership, User, Visit, Website
+from models.entities import Event, Membership, PageRollup, User, Visit, Website
 
 _LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
 _DOMAIN = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*$")
@@ -112,6 +112,9 @@ def delete_website(website_id: str, *, batch: int = DELETE_BATCH, pause: float =
     # Its visits (about one per four events) likewise, oldest first by the (website, start) index.
     _delete_in_batches(Visit, Visit.website == website_id, Visit.start_ts, batch, pause,
                        key=Visit.id)
+    # Its per-page rollups (about a third as many rows as events) by the (website, day) index.
+    _delete_in_batches(PageRollup, PageRollup.website == website_id, PageRollup.day, batch,
+                       pause, key=PageRollup.id)
     with database.atomic():
         removed += Event.delete().where(Event.website == website_id).execute()
         Website.delete().where(Website.id == website_id).execute()

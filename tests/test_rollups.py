@@ -10,7 +10,7 @@ from typing import Any
 from backend.ingest.writer import store_batch
 from models import setup_database
 from models.db import database
-from models.entities import Event, Rollup, RollupProgress, Website
+from models.entities import Event, PageRollup, Rollup, RollupProgress, Website
 from models.records import NewEvent
 from models.stats import parse_query, run_query
 from models.stats.rollups import build_pending, built_until, day_number
@@ -65,6 +65,23 @@ BODIES: list[dict[str, Any]] = [
     {"metrics": ["visitors"], "include": {"comparisons": {"mode": "previous_period"}}},
     {"metrics": ["visitors"], "dimensions": ["visit:source"],
      "order_by": [["visit:source", "desc"]], "include": {"total_rows": True}},
+    # Filtered by one page: the per-page rollups.
+    {"metrics": ["visitors", "percentage"], "dimensions": ["visit:channel"],
+     "filters": [["is", "event:page", ["/pricing"]]], "include": {"total_rows": True}},
+    {"metrics": ["visitors", "visits", "pageviews", "events", "bounce_rate", "visit_duration",
+                 "views_per_visit"], "dimensions": ["visit:country"],
+     "filters": [["is", "event:page", ["/p1"]]]},
+    {"metrics": ["visitors", "events", "conversion_rate"], "dimensions": ["event:goal"],
+     "filters": [["is", "event:page", ["/pricing"]]]},
+    {"metrics": ["visitors", "visits"], "dimensions": ["visit:source"],
+     "filters": [["is", "event:page", ["/pricing"]], ["is_not", "visit:source", ["direct"]]]},
+    {"metrics": ["visitors", "pageviews"],
+     "filters": [["is", "event:page", ["/pricing"]], ["is", "visit:country", ["FR"]]]},
+    {"metrics": ["visitors"], "dimensions": ["visit:channel"],
+     "filters": [["is", "event:page", ["/pricing"]]],
+     "include": {"comparisons": {"mode": "previous_period"}}},
+    {"metrics": ["visitors"], "dimensions": ["visit:entry_page"],  # raw: not rolled up by page
+     "filters": [["is", "event:page", ["/pricing"]]]},
 ]
 
 
@@ -83,6 +100,7 @@ def test_rollups_answer_like_raw_rows(services: Any) -> None:
     today = day_number(now.astimezone(website_zone(website)).date())
     assert built_until(website.id, ZONE) in (today, today - 1)  # today is never rolled up
     assert Rollup.select().where(Rollup.dimension == "event:page").count() > 0
+    assert PageRollup.select().where(PageRollup.page == "/pricing").count() > 0
     for body in BODIES:
         with_rollups, raw = both(website, body, now)
         assert with_rollups == raw, body
@@ -101,6 +119,27 @@ def test_rollups_keep_reports_of_deleted_events(services: Any) -> None:
     with_rollups, raw = both(website, body, now)
     assert with_rollups == before  # retention took the events, the rollups kept the report
     assert raw["results"][0]["metrics"][0] < before["results"][0]["metrics"][0]
+
+
+def test_reports_filtered_by_a_page_are_read_from_the_per_page_rollups(services: Any) -> None:
+    website = create_website("paged.example", timezone=ZONE)
+    now = datetime.now(UTC)
+    history(website.id, now)
+    bodies = [{"metrics": ["visitors", "visits", "pageviews"], "dimensions": [dimension],
+               "filters": [["is", "event:page", ["/pricing"]]]}
+              for dimension in ("visit:channel", "visit:country", "visit:source", "event:goal")]
+    before = [both(website, body, now)[0] for body in bodies]
+    build_pending(now)
+    Event.delete().where(Event.ts < int((now - timedelta(days=2)).timestamp() * 1000)).execute()
+    for body, earlier in zip(bodies, before, strict=True):
+        with_rollups, raw = both(website, body, now)
+        assert with_rollups == earlier, body  # the rollups kept what retention took
+        assert raw != earlier
+    # Entry pages are not rolled up per page: raw rows answer (and lost the old days).
+    body = {"metrics": ["visitors"], "dimensions": ["visit:entry_page"],
+            "filters": [["is", "event:page", ["/pricing"]]]}
+    with_rollups, raw = both(website, body, now)
+    assert with_rollups == raw
 
 
 def test_ids_that_persist_across_days_are_counted_from_raw_rows(services: Any,
@@ -132,6 +171,7 @@ def test_a_new_time_zone_rebuilds_and_deleting_the_website_removes_rollups(
         assert with_rollups == raw
     delete_website(website.id)
     assert Rollup.select().count() == 0 and RollupProgress.select().count() == 0
+    assert PageRollup.select().count() == 0
 
 
 def test_rollups_on_postgresql(postgres_url: str) -> None:

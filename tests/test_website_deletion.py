@@ -71,9 +71,9 @@ def test_events_are_deleted_in_batches_of_short_transactions(website: Any,
 
     monkeypatch.setattr(proxy, "atomic", counted_atomic)
     assert websites.delete_website(website.id, batch=10, pause=0) == 25
-    # Events left when each transaction began: 25, 15, 5, then its visits (a batch), then the
-    # website with what is left.
-    assert transactions == [25, 15, 5, 0, 0]
+    # Events left when each transaction began: 25, 15, 5, then its visits (a batch), its
+    # per-page rollups (a batch), then the website with what is left.
+    assert transactions == [25, 15, 5, 0, 0, 0]
     assert Visit.select().where(Visit.website == website.id).count() == 0
 
 

@@ -39,7 +39,14 @@ from models.stats.query import (
     leaves,
     parse_query,
 )
-from models.stats.rollups import ROLLUP_DIMENSIONS, TOTALS, built_until, day_number, day_of
+from models.stats.rollups import (
+    PAGE_DIMENSIONS,
+    ROLLUP_DIMENSIONS,
+    TOTALS,
+    built_until,
+    day_number,
+    day_of,
+)
 
 _NEEDS = {
     "visitors": ("visitors",), "visits": ("visits",), "pageviews": ("pageviews",),
@@ -291,31 +298,57 @@ def _fetch_raw(query: Query) -> Rows:
     return rows
 
 
-def _rollup_dimension(query: Query) -> str | None:
-    """The rollup dimension that answers ``query`` exactly, or None."""
+def _one_page(tree: FilterTree) -> str | None:
+    """The page of an ``event:page is P`` filter (one value), else None."""
+    if (isinstance(tree, Filter) and tree.dimension == "event:page" and tree.operator == "is"
+            and len(tree.values) == 1):
+        return str(tree.values[0])
+    return None
+
+
+@dataclasses.dataclass(frozen=True)
+class _Source:
+    """The rollups that answer a query: the table, the dimension of its rows, the page (per-page
+    rollups) and the filters left to apply to the rows' values."""
+
+    table: str
+    dimension: str
+    page: str | None
+    filters: tuple[FilterTree, ...]
+
+
+def _rollup_source(query: Query) -> _Source | None:
+    """The rollups that answer ``query`` exactly, or None."""
     if not query.rollups or query.period.first_day is None:
         return None
     plain = [d for d in query.dimensions if d not in TIME_DIMENSIONS]
     times = [d for d in query.dimensions if d in TIME_DIMENSIONS]
     if len(plain) > 1 or (times and _grain(query, times[0]) == "hour"):
         return None
-    filtered = {leaf.dimension for tree in query.filters for leaf in leaves(tree)}
+    table, page, filters = "rollup", None, query.filters
+    pages = [tree for tree in filters if _one_page(tree) is not None]
+    if pages and plain != ["event:page"] and (plain or len(filters) > 1):
+        # Filtered by one page, reported by something else: the per-page rollups.
+        table, page = "page_rollup", _one_page(pages[0])
+        filters = tuple(tree for tree in filters if tree is not pages[0])
+    filtered = {leaf.dimension for tree in filters for leaf in leaves(tree)}
     if len(filtered) > 1:
         return None
     dimension = plain[0] if plain else next(iter(filtered), TOTALS)
-    if dimension not in ROLLUP_DIMENSIONS or (filtered and filtered != {dimension}):
+    known = PAGE_DIMENSIONS if page is not None else ROLLUP_DIMENSIONS
+    if dimension not in known or (filtered and filtered != {dimension}):
         return None
     if filtered and not plain:  # one visitor, one row of the day: only `is` one value
-        [tree] = query.filters if len(query.filters) == 1 else [None]
+        [tree] = filters if len(filters) == 1 else [None]
         if not (isinstance(tree, Filter) and tree.operator == "is" and len(tree.values) == 1):
             return None
-    return dimension
+    return _Source(table, dimension, page, filters)
 
 
 def _from_rollups(query: Query) -> Rows | None:
     """All rows of ``query`` (unordered) from rollups and today's raw rows, or None."""
-    dimension = _rollup_dimension(query)
-    if dimension is None:
+    source = _rollup_source(query)
+    if source is None:
         return None
     period = query.period
     assert period.first_day is not None and period.last_day is not None
@@ -335,11 +368,14 @@ def _from_rollups(query: Query) -> Rows | None:
     columns = [*wanted, "persistent"]
     select = [f"{k} AS k{i}" for i, k in enumerate(keys)]
     select += [f"SUM(r.{c}) AS s_{c}" for c in columns]
-    sql = (f'SELECT {", ".join(select)} FROM "rollup" r WHERE '
-           f"r.website_id = {st.param(query.website_id)} AND r.dimension = {st.param(dimension)} "
-           f"AND r.day >= {st.param(first)} AND r.day <= {st.param(min(last, until - 1))}")
+    sql = (f'SELECT {", ".join(select)} FROM "{source.table}" r WHERE '
+           f"r.website_id = {st.param(query.website_id)} ")
+    if source.page is not None:
+        sql += f"AND r.page = {st.param(source.page)} "
+    sql += (f"AND r.dimension = {st.param(source.dimension)} "
+            f"AND r.day >= {st.param(first)} AND r.day <= {st.param(min(last, until - 1))}")
     st.value_column = "r.value"
-    for tree in query.filters:
+    for tree in source.filters:
         sql += " AND " + st.condition(tree, "r", "r")
     if keys:
         sql += " GROUP BY " + ", ".join(str(i + 1) for i in range(len(keys)))

@@ -6,6 +6,11 @@ complete); the engine reads rollups for built days and raw visits/events for the
 and merges the two. Visitors of several days are the sum of each day's distinct visitors: exact
 with Pulse's daily visitor ids; where ids persist (a tracker that sends its own), a query over
 several days falls back to raw rows, which are exact.
+
+Per-page rollups (``page_rollup``) answer the reports filtered by one page: per day, page and
+value of a visit dimension, the visits with an event on that page; per page and custom event
+name, the page's custom events. Entry and exit pages are left out (a page × page table would
+hold more rows than it saves reading): those two reports filtered by a page read raw rows.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from models.db import database
-from models.entities import Rollup, RollupProgress, Website
+from models.entities import PageRollup, Rollup, RollupProgress, Website
 from models.stats.periods import midnight
 from models.stats.query import VISIT_DIMENSIONS
 
@@ -27,6 +32,8 @@ TOTALS = ""
 ROLLUP_DIMENSIONS = (TOTALS, *VISIT_DIMENSIONS, "event:page", "event:goal")
 COLUMNS = ("visitors", "visits", "pageviews", "events", "bounces", "duration",
            "visit_pageviews", "persistent")
+PAGE_DIMENSIONS = (*(d for d in VISIT_DIMENSIONS
+                     if d not in ("visit:entry_page", "visit:exit_page")), "event:goal")
 DAILY_ID = "h-%"  # Pulse's own visitor ids (one per visitor and UTC day) look like h-…
 
 
@@ -87,14 +94,49 @@ def _build_events(website_id: str, day: int, start: int, end: int) -> None:
                                        website_id, start, end, website_id, start, end])
 
 
+_PAGE_COLUMNS = ("website_id", "day", "page", "dimension", "value", *COLUMNS)
+
+
+def _build_pages(website_id: str, day: int, start: int, end: int) -> None:
+    mark = database.obj.param
+    insert = (f'INSERT INTO "page_rollup" ({", ".join(_PAGE_COLUMNS)}) '
+              f"SELECT {mark}, {mark}, ")
+    persistent = (f"COUNT(DISTINCT CASE WHEN {{0}}.visitor_id NOT LIKE {mark} "
+                  "THEN {0}.visitor_id END)")
+    # Per visit and page: its events on that page that day (engagement aside).
+    matching = (f'FROM "event" e WHERE e.website_id = {mark} AND e.ts >= {mark} '
+                f"AND e.ts < {mark} AND e.event_type <> 'engagement'")
+    per_visit = ("SELECT e.pathname AS page, e.visit_id AS visit_id, COUNT(*) AS events, "
+                 "SUM(CASE WHEN e.event_type = 'pageview' THEN 1 ELSE 0 END) AS pageviews "
+                 f"{matching} GROUP BY e.pathname, e.visit_id")
+    for dimension in PAGE_DIMENSIONS:
+        if dimension == "event:goal":
+            sql = (insert + f"e.pathname, {mark}, e.event_type, COUNT(DISTINCT e.visitor_id), "
+                   "COUNT(DISTINCT e.visit_id), 0, COUNT(*), 0, 0, 0, "
+                   + persistent.format("e") + f" {matching} AND e.event_type <> 'pageview' "
+                   "GROUP BY e.pathname, e.event_type")
+        else:
+            column = f"v.{VISIT_DIMENSIONS[dimension]}"
+            sql = (insert + f"m.page, {mark}, {column}, COUNT(DISTINCT v.visitor_id), "
+                   "COUNT(*), SUM(m.pageviews), SUM(m.events), SUM(v.bounce), "
+                   "SUM(v.duration), SUM(v.pageviews), " + persistent.format("v")
+                   + f' FROM ({per_visit}) m JOIN "visit" v ON v.id = m.visit_id '
+                   f"GROUP BY m.page, {column}")
+        database.obj.execute_sql(sql, [website_id, day, dimension, DAILY_ID, website_id,
+                                       start, end])
+
+
 def build_day(website_id: str, day: int, zone: ZoneInfo) -> None:
     """(Re)build one website's rollups of one local day, in one transaction."""
     start = int(midnight(day_of(day), zone).timestamp() * 1000)
     end = int(midnight(day_of(day + 1), zone).timestamp() * 1000)
     with database.atomic():
         Rollup.delete().where((Rollup.website == website_id) & (Rollup.day == day)).execute()
+        PageRollup.delete().where((PageRollup.website == website_id)
+                                  & (PageRollup.day == day)).execute()
         _build_visits(website_id, day, start, end)
         _build_events(website_id, day, start, end)
+        _build_pages(website_id, day, start, end)
 
 
 def _first_day(website_id: str, zone: ZoneInfo) -> int | None:
@@ -116,6 +158,7 @@ def build_pending(now: datetime, max_days: int = 31) -> int:
         if progress is not None and progress.timezone != website.timezone:
             with database.atomic():  # days moved: start again in the new zone
                 Rollup.delete().where(Rollup.website == website.id).execute()
+                PageRollup.delete().where(PageRollup.website == website.id).execute()
                 progress.delete_instance()
             progress = None
         local_now = now.astimezone(zone)
