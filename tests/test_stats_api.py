@@ -233,6 +233,10 @@ def test_order_and_pagination(services: Any, website: Website) -> None:
                  include={"total_rows": True})
     assert [r["dimensions"] for r in result["results"]] == [["/blog"], ["/"]]
     assert result["meta"]["total_rows"] == 3
+    # Past the last page: no rows, and still the number of rows (counted on its own then).
+    result = ask(website, metrics=["visitors"], dimensions=["event:page"],
+                 pagination={"limit": 2, "offset": 10}, include={"total_rows": True})
+    assert result["results"] == [] and result["meta"]["total_rows"] == 3
 
 
 @pytest.mark.parametrize(("body", "message"), [

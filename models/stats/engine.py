@@ -167,8 +167,10 @@ def _order_sql(metric: str, aggregates: dict[str, str]) -> str:
     return aggregates[_NEEDS[metric][0]]
 
 
-def _select(query: Query, *, count_rows: bool = False) -> tuple[str, list[Any], list[str]]:
-    """The grouped SELECT of ``query``: (sql, params, aggregate names in column order)."""
+def _select(query: Query, *, count_rows: bool = False,
+            with_total: bool = False) -> tuple[str, list[Any], list[str]]:
+    """The grouped SELECT of ``query``: (sql, params, aggregate names in column order);
+    ``with_total``: each row also carries the number of rows before the page was cut, last."""
     shape = _shape(query)
     st = _Statement(query, _dialect())
     aggregates = _aggregates(shape)
@@ -179,6 +181,8 @@ def _select(query: Query, *, count_rows: bool = False) -> tuple[str, list[Any], 
                      else st.column(d, visit_alias, "e") for d in query.dimensions]
     columns = [f"{sql} AS d{i}" for i, sql in enumerate(dimension_sql)]
     columns += [f"{aggregates[name]} AS a_{name}" for name in wanted]
+    if with_total:
+        columns.append("COUNT(*) OVER () AS total_rows")
     where: list[str] = []
     if shape == "events":
         source = 'FROM "event" e LEFT JOIN "visit" v ON v.id = e.visit_id'
@@ -269,23 +273,28 @@ def _without_goals(query: Query) -> Query:
 Rows = list[tuple[list[Any], dict[str, Any]]]
 
 
-def _fetch(query: Query, rows: Rows | None = None) -> Rows:
+def _fetch(query: Query, rows: Rows | None = None, totals: list[int] | None = None) -> Rows:
     """(dimension values, aggregates) per result row, ordered and paginated: from rollups
     (plus raw rows for the days not rolled up yet) where they can answer, else raw. ``rows``:
-    the rollup rows of ``query`` when the caller already has them."""
+    the rollup rows of ``query`` when the caller already has them; ``totals``: where a raw
+    query also gives the number of rows before the page was cut, it is appended there."""
     if rows is None:
         rows = _from_rollups(query)
     if rows is not None:
         return _order(query, rows)[query.offset:query.offset + query.limit]
-    return _fetch_raw(query)
+    return _fetch_raw(query, totals)
 
 
-def _fetch_raw(query: Query) -> Rows:
+def _fetch_raw(query: Query, totals: list[int] | None = None) -> Rows:
     """(dimension values, aggregates) per result row, from raw visits and events."""
-    sql, params, wanted = _select(query)
+    sql, params, wanted = _select(query, with_total=totals is not None)
     count = len(query.dimensions)
     rows: list[tuple[list[Any], dict[str, Any]]] = []
     for raw in database.obj.execute_sql(sql, params).fetchall():
+        if totals is not None:
+            if not totals:
+                totals.append(int(raw[-1]))
+            raw = raw[:-1]
         dims = []
         for dimension, value in zip(query.dimensions, raw[:count], strict=True):
             if dimension in TIME_DIMENSIONS:
@@ -446,8 +455,9 @@ def _count_rows(query: Query, rows: Rows | None) -> int:
     return int(database.obj.execute_sql(sql, params).fetchone()[0])
 
 
-def _results(query: Query, all_rows: Rows | None = None) -> list[dict[str, Any]]:
-    rows = _fetch(query, all_rows)
+def _results(query: Query, all_rows: Rows | None = None,
+             totals: list[int] | None = None) -> list[dict[str, Any]]:
+    rows = _fetch(query, all_rows, totals)
     total = _visitors_total(query) if "percentage" in query.metrics else None
     base = (_visitors_total(_without_goals(query)) if "conversion_rate" in query.metrics
             else None)
@@ -511,7 +521,9 @@ def _add_comparison(query: Query, results: list[dict[str, Any]]) -> dict[str, An
 def run_query(query: Query) -> dict[str, Any]:
     """Answer ``query``: ``{"results": [...], "meta": {...}, "query": {...}}``."""
     all_rows = _from_rollups(query)
-    results = _results(query, all_rows)
+    # Raw rows: the page and the number of rows in one statement (none on an empty page).
+    totals: list[int] | None = [] if query.total_rows and all_rows is None else None
+    results = _results(query, all_rows, totals)
     meta: dict[str, Any] = {}
     if query.comparison:
         meta.update(_add_comparison(query, results))
@@ -520,7 +532,7 @@ def run_query(query: Query) -> dict[str, Any]:
         grain = _grain(query, time_dims[0]) if time_dims else query.period.default_grain()
         meta["time_labels"] = time_labels(grain, query.period)
     if query.total_rows:
-        meta["total_rows"] = _count_rows(query, all_rows)
+        meta["total_rows"] = totals[0] if totals else _count_rows(query, all_rows)
     echo = dict(query.echo) or {"metrics": list(query.metrics),
                                 "date_range": query.period.iso(),
                                 "dimensions": list(query.dimensions)}
