@@ -142,6 +142,29 @@ def test_reports_filtered_by_a_page_are_read_from_the_per_page_rollups(services:
     assert with_rollups == raw
 
 
+def test_a_day_is_read_outside_any_transaction_and_written_in_short_ones(
+        services: Any, monkeypatch: Any) -> None:
+    """On SQLite a transaction that writes holds the one write lock: the reports of a day are
+    read with no transaction open (the writer's batches never wait for them)."""
+    website = create_website("locked.example", timezone=ZONE)
+    now = datetime.now(UTC)
+    history(website.id, now)
+    db = database.obj
+    execute = type(db).execute_sql
+    seen: list[tuple[bool, str]] = []
+
+    def watched(self: Any, sql: str, *args: Any, **kwargs: Any) -> Any:
+        seen.append((self.in_transaction(), sql))
+        return execute(self, sql, *args, **kwargs)
+
+    monkeypatch.setattr(type(db), "execute_sql", watched)
+    assert build_pending(now) >= 5
+    reads = [inside for inside, sql in seen if "GROUP BY" in sql or "HAVING" in sql]
+    writes = [inside for inside, sql in seen if sql.startswith("INSERT INTO \"page_rollup\"")]
+    assert reads and not any(reads)
+    assert writes and all(writes)
+
+
 def test_ids_that_persist_across_days_are_counted_from_raw_rows(services: Any,
                                                                website: Website) -> None:
     now = datetime.now(UTC)
