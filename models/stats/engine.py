@@ -55,6 +55,7 @@ _NEEDS = {
     "percentage": ("visitors",), "conversion_rate": ("visitors",),
 }
 _POINT_METRICS = frozenset({"bounce_rate", "conversion_rate", "percentage"})
+_SESSION_METRICS = frozenset({"bounce_rate", "visit_duration", "views_per_visit"})
 NONE = "(none)"
 
 
@@ -347,6 +348,8 @@ def _rollup_source(query: Query) -> _Source | None:
     known = PAGE_DIMENSIONS if page is not None else ROLLUP_DIMENSIONS
     if dimension not in known or (filtered and filtered != {dimension}):
         return None
+    if page is not None and dimension == "event:goal" and _SESSION_METRICS & set(query.metrics):
+        return None  # the per-page goal rows count events, not the visits' bounces or time
     if filtered and not plain:  # one visitor, one row of the day: only `is` one value
         [tree] = filters if len(filters) == 1 else [None]
         if not (isinstance(tree, Filter) and tree.operator == "is" and len(tree.values) == 1):
