@@ -169,6 +169,23 @@ def test_a_day_is_read_outside_any_transaction_and_written_in_short_ones(
     assert writes and all(writes)
 
 
+def test_the_upgrade_that_adds_per_page_rollups_builds_every_day_again(services: Any) -> None:
+    from models.entities import add_page_rollups
+
+    website = create_website("upgraded.example", timezone=ZONE)
+    now = datetime.now(UTC)
+    history(website.id, now)
+    built = build_pending(now)
+    PageRollup.delete().execute()  # as a database rolled up before per-page rollups existed
+    add_page_rollups(database.obj)
+    assert built_until(website.id, ZONE) is None and Rollup.select().count() == 0
+    assert build_pending(now) == built
+    assert PageRollup.select().where(PageRollup.page == "/pricing").count() > 0
+    for body in BODIES:
+        with_rollups, raw = both(website, body, now)
+        assert with_rollups == raw, body
+
+
 def test_ids_that_persist_across_days_are_counted_from_raw_rows(services: Any,
                                                                website: Website) -> None:
     now = datetime.now(UTC)
