@@ -112,7 +112,7 @@ def run_pulse(args: argparse.Namespace, panels: int = 0) -> dict[str, Any]:
     with pulse_server(server_cpu, **proxied) as pulse, \
             subscribers(pulse.port, pulse.live_path, pulse.token, args.subscribers, hold,
                         load_cpu) as subs, \
-            open_panels(pulse, panels, load_cpu) as shown:
+            open_panels(pulse, panels, load_cpu, args.panels_nice) as shown:
         url = pulse.base + "/web/analytics/track"
         env = wrk_env(pulse.website_id, args.visitors, args.countries)
         run_wrk(url, LUA, connections=args.connections, seconds=args.warmup, threads=1,
@@ -142,14 +142,15 @@ def run_pulse(args: argparse.Namespace, panels: int = 0) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def open_panels(pulse: Any, count: int, cpu: str | None) -> Iterator[dict[str, Any]]:
+def open_panels(pulse: Any, count: int, cpu: str | None,
+                nice: int = 0) -> Iterator[dict[str, Any]]:
     """Open ``count`` signed-in live pages in headless Chromium (B4); nothing for 0."""
     if count <= 0:
         yield {}
         return
     from bench.panels import live_pages
 
-    with live_pages(pulse, count, cpu) as shown:
+    with live_pages(pulse, count, cpu, nice) as shown:
         yield shown
 
 
@@ -164,6 +165,9 @@ def main() -> int:
     parser.add_argument("--visitors", type=int, default=5000)
     parser.add_argument("--panels", type=int, default=0,
                         help="B4: live dashboard pages open; the baseline is then Pulse with none")
+    parser.add_argument("--panels-nice", type=int, default=0,
+                        help="B4: run the browser niced (e.g. 19): on 2 cores it shares the load "
+                             "generator's core, and at full priority it starves wrk")
     parser.add_argument("--countries", action="store_true",
                         help="events from eight countries (X-Forwarded-For, trusted): the live "
                              "pages' world map then changes under load")

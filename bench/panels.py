@@ -85,13 +85,17 @@ async def hold_pages(base: str, website_id: str, count: int, seconds: float,
 
 
 @contextlib.contextmanager
-def live_pages(pulse: Any, count: int, cpu: str | None) -> Iterator[dict[str, Any]]:
+def live_pages(pulse: Any, count: int, cpu: str | None,
+               nice: int = 0) -> Iterator[dict[str, Any]]:
     """Keep ``count`` signed-in live pages of ``pulse``'s website open during the block; the
-    yielded dict receives what the pages showed at the end."""
+    yielded dict receives what the pages showed at the end. ``nice``: the browser's niceness
+    (on a 2-core machine it shares the load generator's core: niced, it renders with what wrk
+    and the subscribers leave, as a browser on another machine would not compete with them)."""
     with tempfile.TemporaryDirectory() as tmp:
         ready = Path(tmp) / "ready"
+        niced = ["nice", "-n", str(nice)] if nice else []
         proc = subprocess.Popen(
-            [*taskset(cpu), PYTHON, str(Path(__file__)), "--base", pulse.base, "--website",
+            [*taskset(cpu), *niced, PYTHON, str(Path(__file__)), "--base", pulse.base, "--website",
              pulse.website_id, "--pages", str(count), "--seconds", "600",
              "--ready-file", str(ready)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
