@@ -99,7 +99,6 @@ class HeaderLimits(httputil.HTTPMessageDelegate):
         if self.refused is None:
             self.delegate.on_connection_close()
 
-
     def expire(self) -> None:
         """The body did not arrive in time: close the connection (as Tornado's body_timeout)."""
         self.reading.pop(self, None)
