@@ -40,7 +40,7 @@ ZONE = "Europe/Berlin"
 EVENT_COLUMNS = ("website_id", "ts", "event_type", "pathname", "visitor_id", "session_id",
                  "referrer", "source", "hostname", "title", "screen_width", "device", "browser",
                  "os", "country", "props", "visit_id", "interactive", "seq")
-VISIT_COLUMNS = ("id", "website_id", "visitor_id", "start_ts", "end_ts", "entry_page",
+VISIT_COLUMNS = ("id", "website_id", "visitor_id", "start_ts", "end_ts", "end_day", "entry_page",
                  "exit_page", "pageviews", "events", "interactions", "bounce", "duration",
                  "source", "referrer", "channel", "utm_source", "utm_medium", "utm_campaign",
                  "utm_term", "utm_content", "country", "device", "browser", "os")
@@ -104,7 +104,7 @@ def generate(events_wanted: int, days: int, seed: int) -> tuple[int, int]:
                     path = rng.choices(pages, page_weights)[0]
             bounce = int(views <= 1 and interactions == 0)
             visit_rows.append((
-                number + 1, WEBSITE, visitor, ts, t, entry, path,
+                number + 1, WEBSITE, visitor, ts, t, t // DAY_MS, entry, path,
                 views, views + interactions, interactions, bounce, 0 if bounce else t - ts,
                 source, "", channel, "", "", "", "", "", country, device, browser, os_name))
         event_rows = [(*row, True, written + n) for n, row in enumerate(event_rows, start=1)]

@@ -265,6 +265,9 @@ class EventCounter(BaseModel):
     last_seq = peewee.BigIntegerField(default=0)
 
 
+DAY_MS = 86_400_000
+
+
 class Visit(BaseModel):
     """One visit: a visitor's events at most 30 minutes apart, kept up to date by the writer
     (models.visits.update_visits) in the transaction that stores the events."""
@@ -275,6 +278,9 @@ class Visit(BaseModel):
     visitor_id = peewee.CharField(max_length=64)
     start_ts = peewee.BigIntegerField()  # UTC ms of the first event
     end_ts = peewee.BigIntegerField()  # UTC ms of the last event (engagement included)
+    # end_ts // 1 day: what the writer's look-up of open visits is indexed by (an index on
+    # end_ts itself moved on every event of the visit; this one moves once a day at most)
+    end_day = peewee.IntegerField(default=0)
     entry_page = peewee.CharField(max_length=2048)
     exit_page = peewee.CharField(max_length=2048)
     pageviews = peewee.IntegerField(default=0)
@@ -298,7 +304,7 @@ class Visit(BaseModel):
     class Meta:
         indexes = (
             (("website", "start_ts"), False),
-            (("website", "visitor_id", "end_ts"), False),
+            (("website", "visitor_id", "end_day"), False),
         )
 
 
@@ -459,8 +465,21 @@ def add_page_rollups(db: peewee.Database) -> None:
     db.execute_sql('DELETE FROM "rollup"')
 
 
+def index_visits_by_end_day(db: peewee.Database) -> None:
+    """Migration 11: visits' ``end_day``, and the open-visit look-up's index on it instead of
+    on ``end_ts`` (which every event of a visit moved)."""
+    table = Visit._meta.table_name
+    if "end_day" not in _column_names(db, table):
+        alter_tables(SchemaMigrator.from_database(db).add_column(table, "end_day",
+                                                                 Visit.end_day))
+    db.execute_sql(f'UPDATE "{table}" SET "end_day" = "end_ts" / {DAY_MS}')
+    db.execute_sql('DROP INDEX IF EXISTS "visit_website_id_visitor_id_end_ts"')
+    db.execute_sql('CREATE INDEX IF NOT EXISTS "visit_website_id_visitor_id_end_day" '
+                   'ON "visit" ("website_id", "visitor_id", "end_day")')
+
+
 MIGRATIONS = [
     create_schema, add_event_sequence, add_event_interactive_and_revenue, add_user_theme,
     add_visits, add_rollups, add_page_index, widen_page_index, create_alert_tables,
-    add_page_rollups,
+    add_page_rollups, index_visits_by_end_day,
 ]

@@ -17,7 +17,7 @@ from typing import Any, cast
 
 from models.channels import NO_CAMPAIGN, channel_of
 from models.db import database
-from models.entities import Event
+from models.entities import DAY_MS, Event
 from models.records import NewEvent
 
 VISIT_TIMEOUT_MS = 30 * 60 * 1000
@@ -27,26 +27,30 @@ _LOOKUP_CHUNK = 500  # visitor ids per lookup query (far below SQLite's variable
 
 
 VISIT_FIELDS = (
-    "website_id", "visitor_id", "start_ts", "end_ts", "entry_page", "exit_page", "pageviews",
+    "website_id", "visitor_id", "start_ts", "end_ts", "end_day", "entry_page", "exit_page",
+    "pageviews",
     "events", "interactions", "bounce", "duration", "source", "referrer", "channel",
     "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "country", "device",
     "browser", "os",
 )
 _CHANGING = ("start_ts", "end_ts", "exit_page", "pageviews", "events", "interactions",
              "bounce", "duration")
+# What the look-up of an open visit reads: its key and what a new event can change.
+_LOOKED_UP = ("id", "website_id", "visitor_id", "end_day", *_CHANGING)
 _INSERT_CHUNK = 500  # visits per multi-row INSERT (24 columns: far below variable limits)
 
 
 class _OpenVisit:
     """A visit touched by this batch: its row, and whether it is new or changed."""
 
-    __slots__ = ("row", "new", "changed", "events")
+    __slots__ = ("row", "new", "changed", "events", "day")
 
     def __init__(self, row: dict[str, Any], new: bool) -> None:
         self.row = row
         self.new = new
         self.changed = new
         self.events: list[NewEvent] = []
+        self.day = row["end_day"]  # as stored: an UPDATE moves the index entry only if it changed
 
     def add(self, event: NewEvent) -> None:
         """Count ``event`` into the visit."""
@@ -55,6 +59,7 @@ class _OpenVisit:
             row["start_ts"] = event.ts
         if event.ts > row["end_ts"]:
             row["end_ts"] = event.ts
+            row["end_day"] = event.ts // DAY_MS
         if event.event_type != ENGAGEMENT:
             row["events"] += 1
             if event.event_type == PAGEVIEW:
@@ -72,7 +77,7 @@ def _new_visit(event: NewEvent) -> _OpenVisit:
     campaign = event.campaign
     return _OpenVisit({
         "website_id": event.website_id, "visitor_id": event.visitor_id,
-        "start_ts": event.ts, "end_ts": event.ts,
+        "start_ts": event.ts, "end_ts": event.ts, "end_day": event.ts // DAY_MS,
         "entry_page": event.pathname, "exit_page": event.pathname,
         "pageviews": 0, "events": 0, "interactions": 0, "bounce": 1, "duration": 0,
         "source": event.source, "referrer": event.referrer, "channel": event.channel,
@@ -93,14 +98,16 @@ def _open_visits(events: Sequence[NewEvent]) -> dict[tuple[str, str], _OpenVisit
     websites = sorted({website for website, _ in keys})
     visitors = sorted({visitor for _, visitor in keys})
     since = min(e.ts for e in events) - VISIT_TIMEOUT_MS
-    names = ("id", *VISIT_FIELDS)
+    names = _LOOKED_UP
     found: dict[tuple[str, str], _OpenVisit] = {}
     for start in range(0, len(visitors), _LOOKUP_CHUNK):
         chunk = visitors[start:start + _LOOKUP_CHUNK]
         sql = (f'SELECT {", ".join(names)} FROM "visit" WHERE website_id IN '
                f'({", ".join([mark] * len(websites))}) AND visitor_id IN '
-               f'({", ".join([mark] * len(chunk))}) AND end_ts >= {mark} ORDER BY end_ts')
-        for values in db.execute_sql(sql, [*websites, *chunk, since]).fetchall():
+               f'({", ".join([mark] * len(chunk))}) AND end_day >= {mark} AND end_ts >= {mark} '
+               "ORDER BY end_ts")
+        params = [*websites, *chunk, since // DAY_MS, since]
+        for values in db.execute_sql(sql, params).fetchall():
             row = dict(zip(names, values, strict=True))
             key = (row["website_id"], row["visitor_id"])
             if key in keys:
@@ -140,13 +147,17 @@ def update_visits(events: Sequence[NewEvent]) -> None:
             touched.append(visit)
         visit.add(event)
     _insert_visits([visit for visit in touched if visit.new])
-    changed = [[visit.row[name] for name in _CHANGING] + [visit.row["id"]]
-               for visit in touched if visit.changed and not visit.new]
-    if changed:
-        db = database.obj
-        assignments = ", ".join(f"{name} = {db.param}" for name in _CHANGING)
-        db.cursor().executemany(f'UPDATE "visit" SET {assignments} WHERE id = {db.param}',
-                                changed)
+    changed = [visit for visit in touched if visit.changed and not visit.new]
+    # Most changes keep the visit's day: their UPDATE leaves the look-up index alone.
+    for names, rows in ((_CHANGING, [v for v in changed if v.row["end_day"] == v.day]),
+                        ((*_CHANGING, "end_day"), [v for v in changed
+                                                   if v.row["end_day"] != v.day])):
+        if rows:
+            db = database.obj
+            assignments = ", ".join(f"{name} = {db.param}" for name in names)
+            db.cursor().executemany(f'UPDATE "visit" SET {assignments} WHERE id = {db.param}',
+                                    [[v.row[name] for name in names] + [v.row["id"]]
+                                     for v in rows])
     for visit in touched:
         for event in visit.events:
             event.set_visit(visit.row["id"])

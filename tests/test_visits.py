@@ -10,7 +10,7 @@ from backend.ingest.writer import store_batch
 from models import setup_database
 from models.channels import Campaign, campaign_of, channel_of
 from models.db import SchemaVersion, database, migrate
-from models.entities import MIGRATIONS, Event, Visit, Website
+from models.entities import DAY_MS, MIGRATIONS, Event, Visit, Website, index_visits_by_end_day
 from models.records import NewEvent
 from models.websites import create_website, delete_website
 from tests.conftest import event_body, post_event
@@ -91,6 +91,33 @@ def test_visit_continues_across_batches_and_late_engagement_starts_nothing(
     assert (visit["pageviews"], visit["exit_page"], visit["duration"]) == (2, "/b", 29 * MIN)
     late = Event.get(Event.event_type == "engagement")
     assert late.visit_id is None
+
+
+def test_a_visit_running_across_midnight_is_found_on_its_new_day(services: Any,
+                                                                 website: Website) -> None:
+    w = website.id  # a visitor id that persists (sent by a tracker): one visit across 00:00 UTC
+    store_batch([ev(w, -10, path="/a", visitor="kept")])
+    store_batch([ev(w, 10, path="/b", visitor="kept")])  # its last day moves: the UPDATE with it
+    store_batch([ev(w, 35, path="/c", visitor="kept")])  # found by that new day
+    [visit] = visits()
+    assert (visit["pageviews"], visit["exit_page"]) == (3, "/c")
+    assert (visit["end_ts"], visit["end_day"]) == (T0 + 35 * MIN, T0 // DAY_MS)
+
+
+def test_the_migration_gives_stored_visits_their_end_day(settings: Any) -> None:
+    setup_database(settings.database)
+    db = database.obj
+    website = create_website("days.example")
+    store_batch([ev(website.id, -10, visitor="a"), ev(website.id, 0, visitor="b")])
+    db.execute_sql('UPDATE "visit" SET "end_day" = 0')  # as stored before the column existed
+    index_visits_by_end_day(db)
+    assert sorted(r["end_day"] for r in visits()) == [T0 // DAY_MS - 1, T0 // DAY_MS]
+    store_batch([ev(website.id, 5, visitor="b")])  # the look-up finds its visit again
+    assert [r["pageviews"] for r in visits()] == [1, 2]
+    indexes = {index.name for index in db.get_indexes("visit")}
+    assert "visit_website_id_visitor_id_end_day" in indexes
+    assert "visit_website_id_visitor_id_end_ts" not in indexes
+    db.close()
 
 
 @pytest.mark.gen_test
