@@ -28,16 +28,15 @@ _LOOKUP_CHUNK = 500  # visitor ids per lookup query (far below SQLite's variable
 
 VISIT_FIELDS = (
     "website_id", "visitor_id", "start_ts", "end_ts", "end_day", "entry_page", "exit_page",
-    "pageviews",
-    "events", "interactions", "bounce", "duration", "source", "referrer", "channel",
-    "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "country", "device",
-    "browser", "os",
+    "pageviews", "events", "interactions", "bounce", "duration", "source", "referrer",
+    "channel", "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "country",
+    "device", "browser", "os",
 )
 _CHANGING = ("start_ts", "end_ts", "exit_page", "pageviews", "events", "interactions",
              "bounce", "duration")
 # What the look-up of an open visit reads: its key and what a new event can change.
 _LOOKED_UP = ("id", "website_id", "visitor_id", "end_day", *_CHANGING)
-_INSERT_CHUNK = 500  # visits per multi-row INSERT (24 columns: far below variable limits)
+_INSERT_CHUNK = 500  # visits per multi-row INSERT (24 values each: far below variable limits)
 
 
 class _OpenVisit:
