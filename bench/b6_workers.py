@@ -16,6 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.b1_ingest import LUA, subscribers, wrk_env  # noqa: E402
 from bench.b7_cross_instance import instances  # noqa: E402
+from bench.b11_alert_latency import call  # noqa: E402
 from bench.common import machine_busy, machine_facts, machine_ticks, median, report, run_wrk  # noqa: E402
 
 
@@ -25,10 +26,14 @@ def run(workers: int, args: argparse.Namespace, sqlite: bool = False) -> dict[st
     with instances(1, None, redis=not sqlite, serve_args=("--workers", str(workers)),
                    sqlite=sqlite) as (ports, website_id, token):
         port = ports[0]
+        # More websites (--websites): their events do not wait for each other's sequence row.
+        sites = [website_id] + [
+            call(f"http://127.0.0.1:{port}", "/api/v1/websites", token,
+                 {"domain": f"w{n}.bench.example.com"})["id"] for n in range(1, args.websites)]
         path = f"/admin/analytics/live?website_id={website_id}"
         with subscribers(port, path, token, args.subscribers, hold, None) as subs:
             url = f"http://127.0.0.1:{port}/web/analytics/track"
-            env = wrk_env(website_id, args.visitors)
+            env = wrk_env(",".join(sites), args.visitors)
             run_wrk(url, LUA, connections=args.connections, seconds=args.warmup, threads=1,
                     env=env)
             ticks = machine_ticks()
@@ -53,6 +58,8 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--subscribers", type=int, default=100)
     parser.add_argument("--visitors", type=int, default=5000)
+    parser.add_argument("--websites", type=int, default=1,
+                        help="spread the events over this many websites (B6 itself: 1)")
     parser.add_argument("--name", default="b6_workers")
     args = parser.parse_args()
     facts = machine_facts()

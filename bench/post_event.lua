@@ -1,8 +1,12 @@
 -- wrk script: POST a realistic ~300-byte tracking event with varying visitors and pages.
--- BENCH_WEBSITE_ID: the website id; BENCH_VISITORS: how many distinct visitors (default 5000).
+-- BENCH_WEBSITE_ID: the website id (or several, comma-separated: one picked at random per
+-- request); BENCH_VISITORS: how many distinct visitors (default 5000).
 -- BENCH_FORWARDED_FOR (optional): comma-separated client IPs sent as X-Forwarded-For, one picked
 -- at random per request (with PULSE_TRUST_PROXY=1 events then come from several countries).
-local website = os.getenv("BENCH_WEBSITE_ID") or "unknown"
+local websites = {}
+for id in string.gmatch(os.getenv("BENCH_WEBSITE_ID") or "unknown", "[^,]+") do
+  websites[#websites + 1] = id
+end
 local visitors = tonumber(os.getenv("BENCH_VISITORS") or "5000")
 local pages = {
   "/", "/pricing", "/blog/how-we-built-a-live-view", "/docs/getting-started",
@@ -34,7 +38,7 @@ request = function()
     '{"website_id":"%s","event_type":"pageview","pathname":"%s","visitor_id":"v%07d",' ..
     '"session_id":"s%07d","referrer":"%s","hostname":"bench.example.com",' ..
     '"title":"Pulse benchmark page title","screen_width":1440,"props":{"plan":"pro","n":%d}}',
-    website, pages[math.random(#pages)], v, v, referrers[math.random(#referrers)], counter)
+    websites[math.random(#websites)], pages[math.random(#pages)], v, v, referrers[math.random(#referrers)], counter)
   if #forwarded > 0 then
     wrk.headers["X-Forwarded-For"] = forwarded[math.random(#forwarded)]
   end
