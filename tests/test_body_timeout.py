@@ -38,6 +38,12 @@ async def connect(port: int) -> IOStream:
 HEAD = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n"
 
 
+async def post_whole(stream: IOStream) -> bytes:
+    """A request with its whole body: the server's answer."""
+    await stream.write(HEAD + b"1234567890")
+    return await stream.read_until(b"got 10")
+
+
 @pytest.mark.gen_test(timeout=10)
 async def test_a_body_that_does_not_arrive_in_time_closes_the_connection() -> None:
     server, port = await serve(body_timeout=0.2)
@@ -48,9 +54,7 @@ async def test_a_body_that_does_not_arrive_in_time_closes_the_connection() -> No
         assert not server.reading  # nothing left behind
         # The server goes on answering others.
         other = await connect(port)
-        await other.write(HEAD + b"1234567890")
-        answer = await other.read_until(b"got 10")
-        assert answer.startswith(b"HTTP/1.1 200")
+        assert (await post_whole(other)).startswith(b"HTTP/1.1 200")
         other.close()
     finally:
         server.stop()
@@ -62,12 +66,10 @@ async def test_complete_requests_and_idle_keep_alive_connections_are_left_alone(
     try:
         client = await connect(port)
         for _ in range(3):  # one connection, several requests, idle past the deadline between
-            await client.write(HEAD + b"1234567890")
-            await client.read_until(b"got 10")
+            await post_whole(client)
             assert not server.reading
             await asyncio.sleep(0.7)
-        await client.write(HEAD + b"1234567890")
-        assert (await client.read_until(b"got 10")).startswith(b"HTTP/1.1 200")
+        assert (await post_whole(client)).startswith(b"HTTP/1.1 200")
         client.close()
     finally:
         server.stop()

@@ -21,7 +21,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from models.db import database
+from models.db import database, delete_in_batches
 from models.entities import PageRollup, Rollup, RollupProgress, Website
 from models.stats.periods import midnight
 from models.stats.query import VISIT_DIMENSIONS
@@ -52,6 +52,7 @@ def day_of(number: int) -> date:
 _ROLLUP_COLUMNS = ("website_id", "day", "dimension", "value", *COLUMNS)
 _PAGE_COLUMNS = ("website_id", "day", "page", "dimension", "value", *COLUMNS)
 _TABLES = {"rollup": _ROLLUP_COLUMNS, "page_rollup": _PAGE_COLUMNS}
+PAGE_DELETE_BATCH = 2_000  # per-page rollup rows per transaction when a time zone changes
 _INSERT_ROWS = 200  # rows per multi-row INSERT (13 columns: far below variable limits)
 
 Statement = tuple[str, str, list[Any]]  # (table, a SELECT of its rows, parameters)
@@ -179,8 +180,10 @@ def build_pending(now: datetime, max_days: int = 31) -> int:
         if progress is not None and progress.timezone != website.timezone:
             with database.atomic():  # days moved: start again in the new zone
                 Rollup.delete().where(Rollup.website == website.id).execute()
-                PageRollup.delete().where(PageRollup.website == website.id).execute()
                 progress.delete_instance()
+            # Unread now (no progress): the many per-page rows go in short transactions.
+            delete_in_batches(PageRollup, PageRollup.website == website.id, PageRollup.day,
+                              PAGE_DELETE_BATCH, 0.002, key=PageRollup.id)
             progress = None
         local_now = now.astimezone(zone)
         closed = day_number((local_now - CLOSE_AFTER).date())  # days before it are closed
