@@ -167,3 +167,21 @@ def migrate(migrations: Sequence[Callable[[peewee.Database], None]]) -> int:
         elif row.version != len(migrations):
             SchemaVersion.update(version=len(migrations)).execute()
     return len(migrations)
+
+
+def delete_in_batches(model: type[peewee.Model], where: peewee.Expression,
+                      order: peewee.Field, batch: int, pause: float,
+                      key: peewee.Field | None = None) -> int:
+    """Delete the rows ``where`` selects, ``batch`` at a time in ``order``, each batch its own
+    short transaction followed by a ``pause``; return how many went. For tables too big to
+    delete from in one transaction (on SQLite it would hold the one write lock throughout)."""
+    key = order if key is None else key
+    removed = 0
+    while True:
+        with database.atomic():
+            oldest = model.select(key).where(where).order_by(order).limit(batch)
+            count = model.delete().where(where & key.in_(oldest)).execute()
+        removed += count
+        if count < batch:
+            return removed
+        time.sleep(pause)

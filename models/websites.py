@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import re
-import time
 from typing import Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import peewee
-
-from models.db import database
+from models.db import database, delete_in_batches
 from models.entities import Event, Membership, PageRollup, User, Visit, Website
 
 _LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
@@ -108,34 +105,17 @@ def delete_website(website_id: str, *, batch: int = DELETE_BATCH, pause: float =
     Membership.delete().where(Membership.website == website_id).execute()
     # By sequence: the (website, seq) index hands out the oldest at once (by id, each batch
     # sorted every event the website had left, ~0.5 s for a million).
-    removed = _delete_in_batches(Event, Event.website == website_id, Event.seq, batch, pause)
+    removed = delete_in_batches(Event, Event.website == website_id, Event.seq, batch, pause)
     # Its visits (about one per four events) likewise, oldest first by the (website, start) index.
-    _delete_in_batches(Visit, Visit.website == website_id, Visit.start_ts, batch, pause,
+    delete_in_batches(Visit, Visit.website == website_id, Visit.start_ts, batch, pause,
                        key=Visit.id)
     # Its per-page rollups (about a third as many rows as events) by the (website, day) index.
-    _delete_in_batches(PageRollup, PageRollup.website == website_id, PageRollup.day, batch,
+    delete_in_batches(PageRollup, PageRollup.website == website_id, PageRollup.day, batch,
                        pause, key=PageRollup.id)
     with database.atomic():
         removed += Event.delete().where(Event.website == website_id).execute()
         Website.delete().where(Website.id == website_id).execute()
     return removed
-
-
-def _delete_in_batches(model: type[peewee.Model], where: peewee.Expression,
-                       order: peewee.Field, batch: int, pause: float,
-                       key: peewee.Field | None = None) -> int:
-    """Delete the rows ``where`` selects, ``batch`` at a time in ``order``, each batch its own
-    short transaction followed by a ``pause``; return how many went."""
-    key = order if key is None else key
-    removed = 0
-    while True:
-        with database.atomic():
-            oldest = model.select(key).where(where).order_by(order).limit(batch)
-            count = model.delete().where(where & key.in_(oldest)).execute()
-        removed += count
-        if count < batch:
-            return removed
-        time.sleep(pause)
 
 
 def find_website(website_id: str) -> Website | None:
