@@ -11,6 +11,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import peewee
 import tornado.httpserver
 import tornado.netutil
 import tornado.web
@@ -41,10 +42,12 @@ from backend.services import Services
 from backend.settings import Settings
 from backend.tracker_script import tracker_script
 from models import setup_database
+from models.db import database
 from models.entities import Salt, Website, now_ms
 from models.reports import events_after, events_since, last_seq, last_seqs
 from models.retention import delete_old_events
 from models.stats.rollups import build_pending
+from models.visits import VisitBook, repair_recent_visits
 
 log = logging.getLogger("pulse")
 
@@ -66,7 +69,7 @@ def build_services(settings: Settings) -> Services:
     hub.start_from(last_seqs())
     bus = build_bus(settings, hub)
     writer = EventWriter(bus.publish, metrics, batch_size=settings.batch_size,
-                         batch_delay=settings.batch_delay_ms / 1000)
+                         batch_delay=settings.batch_delay_ms / 1000, visits=visit_book(settings))
     smtp = SmtpConfig.parse(settings.smtp_url, settings.smtp_from)
     alerts = AlertEngine(hub, DeliveryQueue(smtp), settings.base_url, enabled=settings.alerts,
                          reload_every=CLUSTER_RULES_RELOAD if settings.redis_url else 0.0)
@@ -86,6 +89,20 @@ def build_services(settings: Settings) -> Services:
         alerts=alerts,
         counters=LiveCounters(hub),
     )
+
+
+def visit_book(settings: Settings) -> VisitBook:
+    """How the writer keeps visit rows: on SQLite (one writing process) it gathers
+    ``visit_flush_ms`` of changes and writes them at once, after rebuilding what a crash may
+    have left unwritten; on PostgreSQL, where several instances write the same visits, with
+    every batch."""
+    if not isinstance(database.obj, peewee.SqliteDatabase) or not settings.visit_flush_ms:
+        return VisitBook()
+    repaired = repair_recent_visits()
+    if repaired:
+        log.warning("rebuilt %d visits from their events (the last run stopped before "
+                    "writing them)", repaired)
+    return VisitBook(settings.visit_flush_ms / 1000)
 
 
 def positions() -> dict[str, int]:

@@ -37,6 +37,8 @@ class Settings:
         300.0, "Seconds a visitor stays 'current' after their last event.")
     batch_size: int = _setting(500, "The writer commits once this many events are waiting.")
     batch_delay_ms: float = _setting(2.0, "…or once the oldest waiting event is this many ms old.")
+    visit_flush_ms: float = _setting(
+        1000.0, "SQLite: ms the writer gathers visit changes before writing them (0: each batch).")
     replay_limit: int = _setting(1000, "Most events replayed to an SSE client after Last-Event-ID.")
     replay_buffer_bytes: int = _setting(
         1_048_576, "Bytes of recent events kept in memory per website for replay.")

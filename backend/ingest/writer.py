@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import sqlite3
 import time
@@ -18,7 +19,7 @@ from backend.metrics import Metrics
 from models.db import database
 from models.entities import Event
 from models.records import EVENT_FIELDS, EventRecord, NewEvent
-from models.visits import update_visits
+from models.visits import Staged, VisitBook
 
 log = logging.getLogger("pulse.writer")
 
@@ -119,14 +120,15 @@ def _insert_postgres(db: peewee.PostgresqlDatabase, events: Sequence[NewEvent],
         raise peewee.OperationalError(str(exc)) from exc
 
 
-def _insert(db: peewee.Database, events: Sequence[NewEvent]) -> list[int]:
+def _insert(db: peewee.Database, events: Sequence[NewEvent], visits: VisitBook,
+            flush: bool = True) -> tuple[list[int], Staged]:
     """Store ``events`` (and their visits) in the current transaction; return their sequence
-    numbers."""
+    numbers and what ``visits`` takes in once the transaction commits."""
     # The counters first: the transaction's first statement is a write, so on SQLite it takes
     # the write lock at once (waiting for it under busy_timeout) instead of reading first and
     # failing to upgrade while another writer holds it.
     seqs = next_seqs(db, events)
-    update_visits(events)
+    staged = visits.stage(events, flush=flush)
     if isinstance(db, peewee.SqliteDatabase):
         _insert_sqlite(db, events, seqs)
     elif isinstance(db, peewee.PostgresqlDatabase):
@@ -134,16 +136,21 @@ def _insert(db: peewee.Database, events: Sequence[NewEvent]) -> list[int]:
     else:
         Event.insert_many([e.row() | {"seq": seq} for e, seq in zip(events, seqs, strict=True)]
                           ).execute()
-    return seqs
+    return seqs, staged
 
 
-def store_batch(events: Sequence[NewEvent]) -> list[int | None]:
+def store_batch(events: Sequence[NewEvent],
+                visits: VisitBook | None = None) -> list[int | None]:
     """Insert ``events`` in one transaction; return their per-website sequence numbers (None
-    for an event whose website was deleted meanwhile)."""
+    for an event whose website was deleted meanwhile). Their visits' changes are written in
+    the same transaction unless ``visits`` (the writer's book) gathers them."""
     db = database.obj
+    book = VisitBook() if visits is None else visits
     try:
         with db.atomic():
-            return list(_insert(db, events))
+            stored, staged = _insert(db, events, book)
+        book.commit(staged)
+        return list(stored)
     except (peewee.IntegrityError, sqlite3.IntegrityError):
         if len(events) == 1:
             return [None]
@@ -152,17 +159,22 @@ def store_batch(events: Sequence[NewEvent]) -> list[int | None]:
     by_website: dict[str, list[int]] = {}
     for index, event in enumerate(events):
         by_website.setdefault(event.website_id, []).append(index)
+    done: list[Staged] = []
     with db.atomic():
         for indexes in by_website.values():
             try:
-                with db.atomic():
-                    stored = _insert(db, [events[i] for i in indexes])
+                with db.atomic():  # the pending changes wait: this savepoint may roll back
+                    stored, staged = _insert(db, [events[i] for i in indexes], book,
+                                             flush=False)
             except (peewee.IntegrityError, sqlite3.IntegrityError):
                 for index in indexes:
                     events[index].set_visit(None)  # rolled back with the events
                 continue
+            done.append(staged)
             for index, seq in zip(indexes, stored, strict=True):
                 seqs[index] = seq
+    for staged in done:
+        book.commit(staged)
     return seqs
 
 
@@ -170,7 +182,9 @@ class EventWriter:
     """Batches events from many requests into one transaction on a single writer thread.
 
     A batch is committed when ``batch_size`` events wait or the oldest has waited
-    ``batch_delay`` seconds; while one batch commits, the next one gathers.
+    ``batch_delay`` seconds; while one batch commits, the next one gathers. ``visits`` gathers
+    what the batches change in visit rows (models.visits.VisitBook): a later batch writes it,
+    or the writer itself once ``visits.flush_seconds`` passed without one, and when it stops.
     """
 
     def __init__(
@@ -180,13 +194,17 @@ class EventWriter:
         *,
         batch_size: int = 500,
         batch_delay: float = 0.005,
-        store: Store = store_batch,
+        store: Store | None = None,
+        visits: VisitBook | None = None,
     ) -> None:
         self._on_commit = on_commit
         self._metrics = metrics
         self._batch_size = max(1, batch_size)
         self._batch_delay = batch_delay
-        self._store = store
+        self.visits = VisitBook() if visits is None else visits
+        self._store = store or functools.partial(store_batch, visits=self.visits)
+        self._visits_timer: asyncio.TimerHandle | None = None
+        self._visits_task: asyncio.Task[None] | None = None
         self._pending: list[tuple[NewEvent, asyncio.Future[EventRecord]]] = []
         self._timer: asyncio.TimerHandle | None = None
         self._flushing: asyncio.Task[None] | None = None
@@ -264,11 +282,37 @@ class EventWriter:
             if not future.done():
                 future.set_result(record)
         self._metrics.events_accepted.inc(len(committed))
+        self._schedule_visits()
         if committed:
             try:
                 self._on_commit(committed)
             except Exception:
                 log.exception("publishing %d committed events failed", len(committed))
+
+    def _schedule_visits(self) -> None:
+        """Write the pending visit changes in ``visits.flush_seconds`` if no batch has by then."""
+        if self.visits.pending and self._visits_timer is None and not self._closed:
+            self._visits_timer = asyncio.get_running_loop().call_later(
+                self.visits.flush_seconds, self._visits_due)
+
+    def _visits_due(self) -> None:
+        self._visits_timer = None
+        if self._visits_task is None:
+            self._visits_task = asyncio.get_running_loop().create_task(self._write_visits())
+
+    async def _write_visits(self) -> None:
+        try:
+            await self.write_visits()
+        except Exception as exc:  # the next batch, or the next try, writes them
+            log.error("writing visit changes failed: %s", describe_error(exc))
+        finally:
+            self._visits_task = None
+        self._schedule_visits()
+
+    async def write_visits(self) -> None:
+        """Write the visit changes of the events committed so far, now."""
+        await asyncio.get_running_loop().run_in_executor(self._executor,
+                                                         self.visits.write_pending)
 
     async def check_database(self) -> str:
         """Ask the database a trivial question on the writer's own connection (which reconnects
@@ -293,6 +337,15 @@ class EventWriter:
         while self._flushing is not None:
             await asyncio.shield(self._flushing)
             self._kick()
+        if self._visits_timer is not None:
+            self._visits_timer.cancel()
+            self._visits_timer = None
+        if self._visits_task is not None:
+            await asyncio.shield(self._visits_task)
+        try:
+            await self.write_visits()
+        except Exception as exc:  # repair_recent_visits rebuilds them at the next start
+            log.error("writing visit changes failed: %s", describe_error(exc))
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._executor, _close_thread_connection)
         self._executor.shutdown(wait=True)
