@@ -50,6 +50,18 @@ async def test_the_live_button_of_a_website_opens_its_live_page(user: Any, signe
     await user.should_see(marker="live-current")
 
 
+def feed_text(user: Any, index: int) -> str:
+    """The texts of the feed's row ``index``, joined by " | "."""
+    (feed,) = user.find(marker="live-feed").elements
+    return " | ".join(feed.texts(index))
+
+
+def feed_fresh(user: Any, index: int) -> bool:
+    """Whether the feed's row ``index`` is highlighted."""
+    (feed,) = user.find(marker="live-feed").elements
+    return bool(feed.rows[index]["fresh"])
+
+
 def text_of(user: Any, marker: str) -> str:
     """The visible texts inside the one element marked ``marker``, joined by " | "."""
     (element,) = user.find(marker=marker).elements
@@ -85,9 +97,9 @@ async def test_the_page_follows_new_events_without_a_reload(user: Any, signed_in
     assert text_of(user, "active-page-0") == "/pricing | 2 viewing"
     assert text_of(user, "active-page-1") == "/blog | 1 viewing"
     # The feed is newest first: the custom event with its props, then the pageviews.
-    assert "signup" in text_of(user, "feed-row-0") and "plan=pro" in text_of(user, "feed-row-0")
-    assert "twitter" in text_of(user, "feed-row-1")
-    assert "/pricing" in text_of(user, "feed-row-2")
+    assert "signup" in feed_text(user, 0) and "plan=pro" in feed_text(user, 0)
+    assert "twitter" in feed_text(user, 1)
+    assert "/pricing" in feed_text(user, 2)
     assert text_of(user, "top-source-0") == "google | 2"
     assert text_of(user, "top-country-0") == "DE | 2"
     assert text_of(user, "top-device-0") == "mobile | 2"
@@ -120,8 +132,8 @@ async def test_the_feed_keeps_the_last_twenty_events(user: Any, signed_in: Any,
     await user.open(f"/websites/{website.id}/live")
     services.hub.publish([record(website.id, f"/p{i:02d}/", f"v{i}") for i in range(30)])
     await user.should_see("/p29/", retries=WAIT)
-    assert "/p29/" in text_of(user, "feed-row-0")
-    assert "/p10/" in text_of(user, f"feed-row-{RECENT_EVENTS - 1}")
+    assert "/p29/" in feed_text(user, 0)
+    assert "/p10/" in feed_text(user, RECENT_EVENTS - 1)
     await user.should_not_see("/p09/")
     assert text_of(user, "live-current") == "30"
 
@@ -137,8 +149,8 @@ async def test_times_are_shown_in_the_websites_time_zone(user: Any, signed_in: A
     local = datetime.fromtimestamp(ts / 1000, ZoneInfo("Asia/Kathmandu")).strftime("%H:%M:%S")
     utc = datetime.fromtimestamp(ts / 1000, ZoneInfo("UTC")).strftime("%H:%M:%S")
     await user.should_see("times in Asia/Kathmandu")
-    assert text_of(user, "feed-row-0").startswith(local)
-    assert utc not in text_of(user, "feed-row-0")
+    assert feed_text(user, 0).startswith(local)
+    assert utc not in feed_text(user, 0)
 
 
 @pytest.mark.asyncio
@@ -151,21 +163,17 @@ async def test_new_rows_are_highlighted_for_two_seconds(user: Any, signed_in: An
     await user.open(f"/websites/{website.id}/live")
     await user.should_see("/old")
 
-    def row_classes(index: int) -> list[str]:
-        (element,) = user.find(marker=f"feed-row-{index}").elements
-        return element.classes
-
-    assert "pulse-fresh" not in row_classes(0)  # there before the page opened
+    assert not feed_fresh(user, 0)  # there before the page opened
     services.hub.publish([record(website.id, "/new", "v2")])
     await user.should_see("/new", retries=WAIT)
-    assert "pulse-fresh" in row_classes(0)
-    assert "pulse-fresh" not in row_classes(1)
+    assert feed_fresh(user, 0)
+    assert not feed_fresh(user, 1)
     clock[0] += 2.5
     for _ in range(WAIT):
-        if "pulse-fresh" not in row_classes(0):
+        if not feed_fresh(user, 0):
             break
         await asyncio.sleep(0.1)  # the page's timer runs meanwhile
-    assert "pulse-fresh" not in row_classes(0)
+    assert not feed_fresh(user, 0)
 
 
 def test_live_state_folds_events_and_says_when_to_redraw() -> None:
@@ -226,7 +234,7 @@ async def test_event_text_is_shown_as_text(user: Any, signed_in: Any, website: A
     await user.should_see("/<script>alert(1)</script>")
     await user.should_see(payload)
     await user.should_see("<i>src</i>")
-    assert "note=<b>bold</b>" in text_of(user, "feed-row-0")
+    assert "note=<b>bold</b>" in feed_text(user, 0)
     await user.should_not_see(kind=ui.html)
 
 
