@@ -50,10 +50,15 @@ async def test_the_live_button_of_a_website_opens_its_live_page(user: Any, signe
     await user.should_see(marker="live-current")
 
 
+def row_text(user: Any, marker: str, index: int) -> str:
+    """The texts of row ``index`` of the rows marked ``marker``, joined by " | "."""
+    (rows,) = user.find(marker=marker).elements
+    return " | ".join(rows.texts(index))
+
+
 def feed_text(user: Any, index: int) -> str:
-    """The texts of the feed's row ``index``, joined by " | "."""
-    (feed,) = user.find(marker="live-feed").elements
-    return " | ".join(feed.texts(index))
+    """The texts of the feed's row ``index``."""
+    return row_text(user, "live-feed", index)
 
 
 def feed_fresh(user: Any, index: int) -> bool:
@@ -94,15 +99,15 @@ async def test_the_page_follows_new_events_without_a_reload(user: Any, signed_in
     await user.should_see(marker="live-current", content="3", retries=WAIT)
     assert text_of(user, "live-current") == "3"
     assert text_of(user, "live-unique") == "3"
-    assert text_of(user, "active-page-0") == "/pricing | 2 viewing"
-    assert text_of(user, "active-page-1") == "/blog | 1 viewing"
+    assert row_text(user, "active-pages", 0) == "/pricing | 2 viewing"
+    assert row_text(user, "active-pages", 1) == "/blog | 1 viewing"
     # The feed is newest first: the custom event with its props, then the pageviews.
     assert "signup" in feed_text(user, 0) and "plan=pro" in feed_text(user, 0)
     assert "twitter" in feed_text(user, 1)
     assert "/pricing" in feed_text(user, 2)
-    assert text_of(user, "top-source-0") == "google | 2"
-    assert text_of(user, "top-country-0") == "DE | 2"
-    assert text_of(user, "top-device-0") == "mobile | 2"
+    assert row_text(user, "top-sources", 0) == "google | 2"
+    assert row_text(user, "top-countrys", 0) == "DE | 2"
+    assert row_text(user, "top-devices", 0) == "mobile | 2"
     assert text_of(user, "live-pageviews") == "2"
 
 

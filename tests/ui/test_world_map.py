@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tests.ui.conftest import eventually
-from tests.ui.test_live_page import WAIT, new_event, text_of
+from tests.ui.test_live_page import WAIT, new_event, row_text
 from ui.components.world_map import codes_by_name, countries, country_name
 
 
@@ -81,7 +81,7 @@ async def test_clicking_a_country_filters_the_feed_and_pages(user: Any, signed_i
 
     click_country(user, "France")
     await user.should_see("Showing visitors from France")
-    assert "/paris" in text_of(user, "active-page-0")
+    assert "/paris" in row_text(user, "active-pages", 0)
     await user.should_not_see("/berlin")
     outline = [r for r in map_of(user).options["geo"]["regions"] if r["name"] == "France"]
     assert outline[0]["itemStyle"]["borderWidth"] == 2

@@ -201,12 +201,11 @@ class Announcer:
         self.region.set_text(text)
 
 
-FEED_TEXTS = ("time", "kind", "path", "detail", "source", "device", "country")
+class ValueRows(ui.element):
+    """Rows drawn in the browser from one list of values (a component of its own): a redraw
+    that changes every row is one element update, not one per cell."""
 
-
-class FeedRows(ui.element, component="live_feed.js"):
-    """The feed's rows, drawn in the browser from one list of values (``live_feed.js``): a
-    redraw under load replaces all 20 rows, one element update instead of 180."""
+    TEXTS: tuple[str, ...] = ()  # the keys of a row that it shows as text, in order
 
     def __init__(self) -> None:
         super().__init__()
@@ -214,8 +213,7 @@ class FeedRows(ui.element, component="live_feed.js"):
 
     @property
     def rows(self) -> list[dict[str, Any]]:
-        """The rows shown: each event's id, time, kind, page, detail, source, device, country
-        and whether it is highlighted."""
+        """The rows shown."""
         return self._props["rows"]
 
     def show(self, rows: list[dict[str, Any]]) -> None:
@@ -227,11 +225,31 @@ class FeedRows(ui.element, component="live_feed.js"):
     def texts(self, index: int) -> list[str]:
         """The texts row ``index`` shows, in order."""
         row = self.rows[index]
-        return [row[key] for key in FEED_TEXTS if row[key]]
+        return [str(row[key]) for key in self.TEXTS if row[key]]
 
     def _displayed_contents(self, *, only_visible: bool) -> list[Any]:
         """What ``user.should_see`` finds here: every row's texts."""
         return [text for index in range(len(self.rows)) for text in self.texts(index)]
+
+
+class FeedRows(ValueRows, component="live_feed.js"):
+    """The activity feed's rows (``live_feed.js``): each event's id, time, kind, page, detail,
+    source, device, country and whether it is highlighted. Under load a redraw replaces all
+    20 rows: one element update instead of 180."""
+
+    TEXTS = ("time", "kind", "path", "detail", "source", "device", "country")
+
+
+class RankRows(ValueRows, component="live_ranks.js"):
+    """A ranked list's rows (``live_ranks.js``): each name, its count as shown and the width of
+    its bar in percent of the first."""
+
+    TEXTS = ("name", "count")
+
+    def __init__(self, marker: str, mono: bool) -> None:
+        super().__init__()
+        self._props["marker"] = marker
+        self._props["mono"] = mono
 
 
 def feed_row(event: EventRecord, fresh: bool, zone: ZoneInfo) -> dict[str, Any]:
@@ -263,56 +281,25 @@ class ActivityFeed:
                         for event in events[:FEED_SIZE]])
 
 
-class _RankRow:
-    """One slot of a ranked list: a name, a number and a bar proportional to it."""
-
-    def __init__(self, marker: str) -> None:
-        self.width = -1
-        with tag(ui.element("div").classes("pulse-rank w-full"), marker) as self.row:
-            self.bar = ui.element("div").classes("pulse-rank-bar")
-            with ui.row().classes("relative w-full items-center justify-between no-wrap "
-                                  "px-2 py-1 gap-3"):
-                self.name = ui.label().classes("pulse-cell text-sm text-slate-800")
-                self.count = ui.label().classes("text-sm text-slate-600 tabular-nums "
-                                                "whitespace-nowrap")
-        self.row.set_visibility(False)
-
-    def show(self, name: str | None, count: int, top: int, suffix: str) -> None:
-        """Show ``name`` with ``count`` (None hides the slot)."""
-        self.row.set_visibility(name is not None)
-        if name is None:
-            return
-        self.name.set_text(name)
-        self.count.set_text(f"{count:,}{suffix}")
-        width = round(100 * count / top) if top else 0
-        if width != self.width:
-            self.width = width
-            self.bar.style(f"width: {width}%")
-
-
 class RankedList:
     """A titled list of names by number of current visitors (active pages, sources, …)."""
 
     def __init__(self, title: str, marker: str, size: int, *, empty: str = "Nobody here yet",
                  suffix: str = "", mono: bool = False) -> None:
+        self.size = size
         self.suffix = suffix
         with ui.card().classes("w-full gap-1 px-4 py-3").props("flat bordered") as self.card:
             heading(title).classes("mb-1")
             self.empty = ui.label(empty).classes("text-sm text-slate-500 py-2")
-            self.rows = [_RankRow(f"{marker}-{i}") for i in range(size)]
-        if mono:
-            for row in self.rows:
-                row.name.classes(add="font-mono")
+            self.rows = tag(RankRows(marker, mono), f"{marker}s")
 
     def show(self, items: Sequence[tuple[str, int]]) -> None:
         """Show ``items`` (name, visitors), largest first."""
         self.empty.set_visibility(not items)
         top = items[0][1] if items else 0
-        for i, row in enumerate(self.rows):
-            if i < len(items):
-                row.show(items[i][0], items[i][1], top, self.suffix)
-            else:
-                row.show(None, 0, top, self.suffix)
+        self.rows.show([{"name": name, "count": f"{count:,}{self.suffix}",
+                         "width": round(100 * count / top) if top else 0}
+                        for name, count in items[:self.size]])
 
 
 class MinuteChart:
