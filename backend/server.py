@@ -9,6 +9,7 @@ import logging
 import signal
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import peewee
@@ -93,16 +94,23 @@ def build_services(settings: Settings) -> Services:
 
 def visit_book(settings: Settings) -> VisitBook:
     """How the writer keeps visit rows: on SQLite (one writing process) it gathers
-    ``visit_flush_ms`` of changes and writes them at once, after rebuilding what a crash may
-    have left unwritten; on PostgreSQL, where several instances write the same visits, with
-    every batch."""
-    if not isinstance(database.obj, peewee.SqliteDatabase) or not settings.visit_flush_ms:
+    ``visit_flush_ms`` of changes and writes them at once; on PostgreSQL, where several
+    instances write the same visits, with every batch. A file next to the SQLite database
+    (``pulse.db-visits``) lives while a writer runs: found at start, the last one did not stop
+    cleanly, and the visits of its last minute are rebuilt from their events."""
+    db = database.obj
+    if not isinstance(db, peewee.SqliteDatabase) or not settings.visit_flush_ms:
         return VisitBook()
-    repaired = repair_recent_visits()
-    if repaired:
-        log.warning("rebuilt %d visits from their events (the last run stopped before "
-                    "writing them)", repaired)
-    return VisitBook(settings.visit_flush_ms / 1000)
+    if db.database in ("", ":memory:"):
+        return VisitBook(settings.visit_flush_ms / 1000)
+    running = Path(f"{db.database}-visits")
+    if running.exists():
+        repaired = repair_recent_visits()
+        log.warning("the last run stopped without writing all visit changes: %d visits "
+                    "rebuilt from their events", repaired)
+    running.touch()
+    return VisitBook(settings.visit_flush_ms / 1000,
+                     on_stop=lambda: running.unlink(missing_ok=True))
 
 
 def positions() -> dict[str, int]:

@@ -259,10 +259,12 @@ class VisitBook:
     writes its own changes and looks its visits up (several writers may share them)."""
 
     def __init__(self, flush_seconds: float = 0.0,
-                 clock: Callable[[], float] = time.monotonic, remember: int = 20_000) -> None:
+                 clock: Callable[[], float] = time.monotonic, remember: int = 20_000,
+                 on_stop: Callable[[], None] | None = None) -> None:
         self.flush_seconds = flush_seconds
         self.clock = clock
         self.remember = remember
+        self.on_stop = on_stop  # told when the writer stopped with nothing left unwritten
         self.pending: dict[int, _Change] = {}
         self.known: dict[tuple[str, str], _Known] = {}
         self._written_at = clock()
@@ -353,6 +355,12 @@ class VisitBook:
         with database.obj.atomic():
             _write_changes(self.pending)
         self.commit(Staged({}, {}, True))
+
+    def stopped(self) -> None:
+        """The writer stopped: write what is pending, then say so to ``on_stop``."""
+        self.write_pending()
+        if self.on_stop is not None:
+            self.on_stop()
 
 
 def update_visits(events: Sequence[NewEvent]) -> None:
@@ -448,31 +456,17 @@ def repair_recent_visits(window_ms: int = REPAIR_MS) -> int:
         ids = [row[0] for row in db.execute_sql(
             f'SELECT DISTINCT visit_id FROM "event" WHERE website_id = {p} AND ts >= {p} '
             "AND visit_id IS NOT NULL", [website_id, last - window_ms])]
+        stored: dict[int, dict[str, Any]] = {}
         for chunk in _chunks(sorted(ids), _LOOKUP_CHUNK):
             marks = ", ".join([p] * len(chunk))
-            stored = {row[0]: dict(zip(_REPAIRED, row[1:], strict=True)) for row in db.execute_sql(
-                f'SELECT id, {", ".join(_REPAIRED)} FROM "visit" WHERE id IN ({marks})', chunk)}
-            if not stored:
-                continue
-            events: dict[int, list[_Stored]] = defaultdict(list)
-            for visit_id, *values in db.execute_sql(
-                    'SELECT visit_id, ts, event_type, pathname, interactive FROM "event" '
-                    f"WHERE website_id = {p} AND ts >= {p} AND visit_id IN ({marks}) "
-                    "ORDER BY ts, id",
-                    [website_id, min(row["start_ts"] for row in stored.values()), *chunk]):
-                events[visit_id].append(_Stored(values[0], values[1], values[2],
-                                                bool(values[3])))
-            fixes = []
-            for visit_id, row in stored.items():
-                found = events.get(visit_id)
-                if not found or found[0].ts > row["start_ts"]:
-                    continue  # its first events are gone (retention): nothing to rebuild from
-                change = _Change(row["end_day"])
-                for event in found:
-                    change.add(event)
-                rebuilt = {**change.totals(), "exit_page": change.exit_page or row["exit_page"]}
-                if any(rebuilt[name] != row[name] for name in _REPAIRED):
-                    fixes.append([rebuilt[name] for name in _REPAIRED] + [visit_id])
+            stored.update((row[0], dict(zip(_REPAIRED, row[1:], strict=True))) for row in
+                          db.execute_sql(f'SELECT id, {", ".join(_REPAIRED)} FROM "visit" '
+                                         f"WHERE id IN ({marks})", chunk))
+        # Latest start first: each chunk reads the events since its own earliest start.
+        by_start = sorted(stored, key=lambda visit_id: stored[visit_id]["start_ts"],
+                          reverse=True)
+        for chunk in _chunks(by_start, _LOOKUP_CHUNK):
+            fixes = _rebuilt(website_id, {visit_id: stored[visit_id] for visit_id in chunk})
             if fixes:
                 assignments = ", ".join(f"{name} = {p}" for name in _REPAIRED)
                 with db.atomic():
@@ -480,3 +474,29 @@ def repair_recent_visits(window_ms: int = REPAIR_MS) -> int:
                                             fixes)
                 repaired += len(fixes)
     return repaired
+
+
+def _rebuilt(website_id: str, stored: dict[int, dict[str, Any]]) -> list[list[Any]]:
+    """The ``UPDATE`` parameters of the ``stored`` visits (id → row) whose events say
+    otherwise."""
+    db = database.obj
+    p = db.param
+    events: dict[int, list[_Stored]] = defaultdict(list)
+    for visit_id, ts, kind, pathname, interactive in db.execute_sql(
+            'SELECT visit_id, ts, event_type, pathname, interactive FROM "event" '
+            f"WHERE website_id = {p} AND ts >= {p} "
+            f'AND visit_id IN ({", ".join([p] * len(stored))}) ORDER BY ts, id',
+            [website_id, min(row["start_ts"] for row in stored.values()), *stored]):
+        events[visit_id].append(_Stored(ts, kind, pathname, bool(interactive)))
+    fixes = []
+    for visit_id, row in stored.items():
+        found = events.get(visit_id)
+        if not found or found[0].ts > row["start_ts"]:
+            continue  # its first events are gone (retention): nothing to rebuild it from
+        change = _Change(row["end_day"])
+        for event in found:
+            change.add(event)
+        rebuilt = {**change.totals(), "exit_page": change.exit_page or row["exit_page"]}
+        if any(rebuilt[name] != row[name] for name in _REPAIRED):
+            fixes.append([rebuilt[name] for name in _REPAIRED] + [visit_id])
+    return fixes

@@ -342,11 +342,11 @@ class EventWriter:
             self._visits_timer = None
         if self._visits_task is not None:
             await asyncio.shield(self._visits_task)
+        loop = asyncio.get_running_loop()
         try:
-            await self.write_visits()
+            await loop.run_in_executor(self._executor, self.visits.stopped)
         except Exception as exc:  # repair_recent_visits rebuilds them at the next start
             log.error("writing visit changes failed: %s", describe_error(exc))
-        loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._executor, _close_thread_connection)
         self._executor.shutdown(wait=True)
 
