@@ -143,6 +143,8 @@ async def test_every_page_fits_a_phone_and_passes_axe(tmp_path: Path) -> None:
                 has_text="Wrong email or password.")).to_be_visible()
             await both_schemes(page, reports)  # the error line and its notification
 
+    for scheme, report in reports:  # the table of issue 14, with `pytest -s`
+        print(f"[{scheme}] {report.summary()}")
     failing = [(scheme, r) for scheme, r in reports if not r.ok]
     assert not failing, "\n".join(f"[{scheme}] {r.summary()}\n{r.details()}"
                                   for scheme, r in failing)
