@@ -124,8 +124,10 @@ async def reports_in_both_schemes(page: Any) -> list[tuple[str, PageReport]]:
     for scheme in ("light", "dark"):
         await page.emulate_media(color_scheme=scheme, reduced_motion="reduce")
         dark = str(scheme == "dark").lower()
-        # Quasar marks <body> first and its components (cards, menus) a render later.
+        # Quasar marks <body> first and its components (cards, menus) a render later; a page
+        # of plain HTML (the share link's password form) follows the media query at once.
         await page.wait_for_function(
+            f"typeof window.Quasar === 'undefined' || "
             f"document.body.classList.contains('body--dark') === {dark} && [...document"
             f".querySelectorAll('.q-card')].every(c => c.classList.contains('q-dark') === {dark})",
             timeout=PATIENCE_MS)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -106,6 +107,40 @@ async def test_every_page_fits_a_phone_and_passes_axe(tmp_path: Path) -> None:
                     props={"plan": "pro"} if n == 3 else None)
             await expect(marked(page, "feed-row-3")).to_be_visible()
             await both_schemes(page, reports)
+
+            await page.goto(f"{base_url}/websites/{website_id}/dashboard")
+            await settled(page)
+            await expect(page.locator(".stat-visitors-figure")).to_have_text("4")
+            await expect(page.locator(".report-pages-card").get_by_role(
+                "link", name="/pricing")).to_be_visible()
+            await both_schemes(page, reports)
+
+            await page.goto(f"{base_url}/websites/{website_id}/alerts")
+            await settled(page)
+            await both_schemes(page, reports)
+
+            await page.goto(f"{base_url}/websites/{website_id}/shares")
+            await settled(page)
+            await page.get_by_label("Label").fill("Office TV")
+            await page.get_by_label("Password (optional, 8+ characters)").fill(PASSWORD)
+            await page.get_by_role("button", name="Create link").click()
+            await expect(page.get_by_text("Office TV")).to_be_visible()
+            await both_schemes(page, reports)
+            slug = re.search(r"/share/([A-Za-z0-9_-]+)", await page.content())
+            assert slug, "no share link on the page"
+            shared = await browser.new_page(viewport=PHONE, user_agent=BROWSER_UA)
+            await shared.goto(f"{base_url}/share/{slug.group(1)}")  # no account: the password
+            await both_schemes(shared, reports)
+            await shared.get_by_label("Password").fill(PASSWORD)
+            await shared.get_by_role("button").click()
+            await shared.wait_for_url(f"{base_url}/share/{slug.group(1)}/live",
+                                      timeout=PATIENCE_MS)
+            await settled(shared)
+            await expect(marked(shared, "feed-row-3")).to_be_visible()
+            await both_schemes(shared, reports)
+            await shared.goto(f"{base_url}/share/no-such-link")
+            await both_schemes(shared, reports)
+            await shared.close()
 
             await page.goto(base_url + "/tokens")
             await settled(page)

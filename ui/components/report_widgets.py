@@ -16,14 +16,14 @@ Ask = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 REPORT_CSS = """
 .pulse-row { position: relative; display: flex; align-items: center; gap: 8px;
   min-height: 30px; padding: 0 8px; border-radius: 6px; overflow: hidden; }
-.pulse-row-bar { position: absolute; top: 0; bottom: 0; left: 0; background: #eef2ff; }
+.pulse-row-bar { position: absolute; top: 0; bottom: 0; left: 0; background: var(--pulse-bar); }
 .pulse-row > :not(.pulse-row-bar) { position: relative; }
 .pulse-row-name { flex: 1 1 auto; min-width: 0; overflow: hidden; text-overflow: ellipsis;
-  white-space: nowrap; color: #1e293b; text-decoration: none; }
+  white-space: nowrap; color: var(--pulse-text); text-decoration: none; }
 .pulse-row-name:hover, .pulse-row-name:focus { text-decoration: underline; }
-.pulse-row-value { flex: none; font-variant-numeric: tabular-nums; color: #334155; }
+.pulse-row-value { flex: none; font-variant-numeric: tabular-nums; color: var(--pulse-muted); }
 .pulse-stat { text-decoration: none; color: inherit; display: block; border-radius: 8px;
-  padding: 10px 12px; border: 1px solid #e2e8f0; min-width: 0; }
+  padding: 10px 12px; border: 1px solid var(--pulse-line); min-width: 0; }
 .pulse-stat[aria-current="true"] { border-color: #6366f1; box-shadow: 0 0 0 1px #6366f1; }
 .pulse-stat:focus-visible, .pulse-row-name:focus-visible { outline: 2px solid #4f46e5;
   outline-offset: 2px; }
