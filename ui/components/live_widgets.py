@@ -1,8 +1,11 @@
-"""The live page's widgets. Each is built once with a fixed number of slots and later only told
-new values, so a redraw changes a few texts and classes and never creates elements.
+"""The live page's widgets. Each is built once and later only told new values, so a redraw
+never creates server-side elements: the counters change a text, the feed and the ranked lists
+send one list of row values each (drawn in the browser by ``live_feed.js`` and
+``live_ranks.js``), and nothing is sent when nothing changed.
 
-Everything that comes from an event (paths, titles, props, sources) goes into element *text*,
-which the browser shows as text: events come from the open internet.
+Everything that comes from an event (paths, titles, props, sources) goes into element *text*
+(``{{ }}`` in the components), which the browser shows as text: events come from the open
+internet.
 """
 
 from __future__ import annotations
