@@ -143,17 +143,14 @@ def _change_params(visit_id: int, change: _Change, day: bool) -> list[Any]:
 def _write_changes(changes: dict[int, _Change]) -> None:
     """Add ``changes`` (visit id → change) to the visit rows, in the current transaction."""
     db = database.obj
-    sqlite = isinstance(db, peewee.SqliteDatabase)
+    lo, hi = ("min", "max") if isinstance(db, peewee.SqliteDatabase) else ("LEAST", "GREATEST")
     for day in (False, True):  # most changes stay within the row's day: its index entry stays
         rows = [_change_params(visit_id, change, day) for visit_id, change in changes.items()
                 if (change.end // DAY_MS > change.day) == day]
         if rows:
-            sql = _ADD_CHANGE.format(lo="min" if sqlite else "LEAST",
-                                     hi="max" if sqlite else "GREATEST", p=db.param,
-                                     day=" end_day = {hi}(end_day, {p}),".format(
-                                         hi="max" if sqlite else "GREATEST", p=db.param)
-                                     if day else "")
-            db.cursor().executemany(sql, rows)
+            sets_day = f" end_day = {hi}(end_day, {db.param})," if day else ""
+            db.cursor().executemany(
+                _ADD_CHANGE.format(lo=lo, hi=hi, p=db.param, day=sets_day), rows)
 
 
 class _Visit:
