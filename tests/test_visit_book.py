@@ -48,6 +48,13 @@ def events(website_id: str, batch: list[dict[str, Any]]) -> list[NewEvent]:
     return [NewEvent(website_id=website_id, session_id=e["visitor_id"], **e) for e in batch]
 
 
+def hit(website_id: str, ts: int, path: str = "/", kind: str = "pageview", visitor: str = "v",
+        interactive: bool = True) -> NewEvent:
+    """One event of ``visitor``."""
+    return NewEvent(website_id=website_id, ts=ts, event_type=kind, pathname=path,
+                    visitor_id=visitor, session_id=visitor, interactive=interactive)
+
+
 def visit_rows(website_id: str) -> list[tuple[Any, ...]]:
     """A website's visits without ids, and which events each holds, in a comparable order."""
     rows = []
@@ -89,12 +96,9 @@ def test_the_book_remembers_the_latest_visits_only(services: Any, website: Websi
     now = [0.0]
     book = VisitBook(10.0, clock=lambda: now[0], remember=3)
     for n in range(6):
-        store_batch(events(website.id, [{"ts": T0 + n, "event_type": "pageview",
-                                         "pathname": "/", "visitor_id": f"v{n}",
-                                         "interactive": True}]), visits=book)
+        store_batch([hit(website.id, T0 + n, visitor=f"v{n}")], visits=book)
     assert list(book.known) == [(website.id, f"v{n}") for n in (3, 4, 5)]
-    store_batch(events(website.id, [{"ts": T0 + 10, "event_type": "pageview", "pathname": "/b",
-                                     "visitor_id": "v0", "interactive": True}]), visits=book)
+    store_batch([hit(website.id, T0 + 10, "/b", visitor="v0")], visits=book)
     assert list(book.known)[-1] == (website.id, "v0")  # looked up again, and remembered
     assert len(book.pending) == 1
     now[0] += 11
@@ -126,11 +130,8 @@ def test_the_server_repairs_after_a_crash(settings: Any) -> None:
     website = create_website("crash.example")
     book = services.writer.visits
     assert book.flush_seconds == 1.0
-    store_batch(events(website.id, [{"ts": T0, "event_type": "pageview", "pathname": "/a",
-                                     "visitor_id": "v", "interactive": True}]), visits=book)
-    store_batch(events(website.id, [{"ts": T0 + 5000, "event_type": "pageview",
-                                     "pathname": "/b", "visitor_id": "v",
-                                     "interactive": True}]), visits=book)
+    store_batch([hit(website.id, T0, "/a")], visits=book)
+    store_batch([hit(website.id, T0 + 5000, "/b")], visits=book)
     assert Visit.get().pageviews == 1  # the second pageview's change is still in the book
     database.obj.close()
     build_services(settings)  # the next start: the writer did not stop, its book is lost
@@ -147,9 +148,7 @@ async def test_a_clean_stop_writes_everything_and_leaves_nothing_to_repair(
     running = Path(f"{database.obj.database}-visits")
     website = create_website("clean.example")
     for n in range(2):
-        await services.writer.write(NewEvent(website_id=website.id, ts=T0 + n * MIN,
-                                             event_type="pageview", pathname=f"/{n}",
-                                             visitor_id="v", session_id="v"))
+        await services.writer.write(hit(website.id, T0 + n * MIN, f"/{n}"))
     await services.writer.close()
     assert not running.exists()
     assert (Visit.get().pageviews, Visit.get().exit_page) == (2, "/1")
@@ -163,25 +162,16 @@ async def test_a_clean_stop_writes_everything_and_leaves_nothing_to_repair(
 def test_a_batch_that_rolls_back_leaves_the_book_as_it_was(services: Any,
                                                           website: Website) -> None:
     book = VisitBook(3600.0)
-    first = events(website.id, [{"ts": T0, "event_type": "pageview", "pathname": "/a",
-                                 "visitor_id": "v", "interactive": True}])
-    store_batch(first, visits=book)
-    store_batch(events(website.id, [{"ts": T0 + MIN, "event_type": "pageview",
-                                     "pathname": "/b", "visitor_id": "v",
-                                     "interactive": True}]), visits=book)
+    store_batch([hit(website.id, T0, "/a")], visits=book)
+    store_batch([hit(website.id, T0 + MIN, "/b")], visits=book)
     pending, known = dict(book.pending), dict(book.known)
     with database.obj.atomic() as transaction:
-        book.stage(events(website.id, [{"ts": T0 + 2 * MIN, "event_type": "pageview",
-                                        "pathname": "/c", "visitor_id": "v",
-                                        "interactive": True}]))
+        book.stage([hit(website.id, T0 + 2 * MIN, "/c")])
         transaction.rollback()
     assert (book.pending, book.known) == (pending, known)
     # A batch holding a website deleted meanwhile: the other website's events count, once.
     gone = create_website("gone.example")
-    mixed = events(website.id, [{"ts": T0 + 3 * MIN, "event_type": "pageview",
-                                 "pathname": "/d", "visitor_id": "v", "interactive": True}])
-    mixed += events(gone.id, [{"ts": T0 + 3 * MIN, "event_type": "pageview", "pathname": "/x",
-                               "visitor_id": "v", "interactive": True}])
+    mixed = [hit(website.id, T0 + 3 * MIN, "/d"), hit(gone.id, T0 + 3 * MIN, "/x")]
     delete_website(gone.id)
     seqs = store_batch(mixed, visits=book)
     assert seqs[0] is not None and seqs[1] is None
@@ -192,11 +182,8 @@ def test_a_batch_that_rolls_back_leaves_the_book_as_it_was(services: Any,
 
 def test_a_custom_event_that_is_not_interactive_keeps_a_bounce(services: Any,
                                                                website: Website) -> None:
-    store_batch(events(website.id, [
-        {"ts": T0, "event_type": "pageview", "pathname": "/", "visitor_id": "v",
-         "interactive": True},
-        {"ts": T0 + MIN, "event_type": "scrolled", "pathname": "/", "visitor_id": "v",
-         "interactive": False}]))
+    store_batch([hit(website.id, T0),
+                 hit(website.id, T0 + MIN, kind="scrolled", interactive=False)])
     visit = Visit.get()
     assert (visit.events, visit.interactions, visit.bounce, visit.duration) == (2, 0, 1, 0)
 
@@ -207,8 +194,7 @@ async def test_the_writer_writes_gathered_changes_when_no_batch_comes(services: 
     writer = EventWriter(lambda records: None, Metrics(), batch_delay=0.001,
                          visits=VisitBook(0.05))
     for n, path in enumerate(("/a", "/b", "/c")):
-        await writer.write(NewEvent(website_id=website.id, ts=T0 + n * MIN, event_type="pageview",
-                                    pathname=path, visitor_id="v", session_id="v"))
+        await writer.write(hit(website.id, T0 + n * MIN, path))
     for _ in range(500):  # patience on a busy machine, not a speed limit
         if not writer.visits.pending:
             break
@@ -224,8 +210,7 @@ async def test_the_writer_writes_gathered_changes_when_it_stops(services: Any,
     writer = EventWriter(lambda records: None, Metrics(), batch_delay=0.001,
                          visits=VisitBook(3600.0))
     for n in range(3):
-        await writer.write(NewEvent(website_id=website.id, ts=T0 + n * MIN, event_type="pageview",
-                                    pathname=f"/{n}", visitor_id="v", session_id="v"))
+        await writer.write(hit(website.id, T0 + n * MIN, f"/{n}"))
     assert writer.visits.pending
     await writer.close()
     assert (Visit.get().pageviews, Visit.get().exit_page) == (3, "/2")
