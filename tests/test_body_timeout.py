@@ -5,7 +5,9 @@ complete requests, keep-alive connections and long responses alone."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -21,12 +23,17 @@ class Echo(tornado.web.RequestHandler):
         self.write(b"got " + str(len(self.request.body)).encode())
 
 
-async def serve(body_timeout: float) -> tuple[LimitedHTTPServer, int]:
+@contextlib.asynccontextmanager
+async def serving(body_timeout: float) -> AsyncIterator[tuple[LimitedHTTPServer, int]]:
+    """The echo server on a free loopback port, stopped afterwards."""
     server = LimitedHTTPServer(tornado.web.Application([(r"/", Echo)]),
                                body_timeout=body_timeout)
     [sock] = tornado.netutil.bind_sockets(0, "127.0.0.1", family=socket.AF_INET)
     server.add_sockets([sock])
-    return server, sock.getsockname()[1]
+    try:
+        yield server, sock.getsockname()[1]
+    finally:
+        server.stop()
 
 
 async def connect(port: int) -> IOStream:
@@ -46,8 +53,7 @@ async def post_whole(stream: IOStream) -> bytes:
 
 @pytest.mark.gen_test(timeout=10)
 async def test_a_body_that_does_not_arrive_in_time_closes_the_connection() -> None:
-    server, port = await serve(body_timeout=0.2)
-    try:
+    async with serving(body_timeout=0.2) as (server, port):
         slow = await connect(port)
         await slow.write(HEAD + b"12345")  # half the body, then nothing
         assert await slow.read_until_close() == b""  # closed without an answer, as Tornado's
@@ -56,14 +62,11 @@ async def test_a_body_that_does_not_arrive_in_time_closes_the_connection() -> No
         other = await connect(port)
         assert (await post_whole(other)).startswith(b"HTTP/1.1 200")
         other.close()
-    finally:
-        server.stop()
 
 
 @pytest.mark.gen_test(timeout=10)
 async def test_complete_requests_and_idle_keep_alive_connections_are_left_alone() -> None:
-    server, port = await serve(body_timeout=0.2)
-    try:
+    async with serving(body_timeout=0.2) as (server, port):
         client = await connect(port)
         for _ in range(3):  # one connection, several requests, idle past the deadline between
             await post_whole(client)
@@ -71,14 +74,11 @@ async def test_complete_requests_and_idle_keep_alive_connections_are_left_alone(
             await asyncio.sleep(0.7)
         assert (await post_whole(client)).startswith(b"HTTP/1.1 200")
         client.close()
-    finally:
-        server.stop()
 
 
 @pytest.mark.gen_test(timeout=10)
 async def test_a_client_that_leaves_mid_body_is_forgotten() -> None:
-    server, port = await serve(body_timeout=30)
-    try:
+    async with serving(body_timeout=30) as (server, port):
         client = await connect(port)
         await client.write(HEAD + b"123")
         for _ in range(100):  # the server has read the headers
@@ -92,8 +92,6 @@ async def test_a_client_that_leaves_mid_body_is_forgotten() -> None:
                 break
             await asyncio.sleep(0.01)
         assert not server.reading
-    finally:
-        server.stop()
 
 
 def test_the_default_is_an_hour_when_none_is_given(io_loop: Any) -> None:
